@@ -1,0 +1,173 @@
+"""What the user sees while training: progress bar, episode lines, TensorBoard.
+
+Workers never print. They hand episodes and ``--show`` lines to a
+:class:`QueueReporter`; the agent's main thread drains it and calls the
+callbacks here, in order, so output from different threads never interleaves.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from .types import EpisodeReport
+
+WINDOW = 100
+
+
+@dataclass
+class RunStats:
+    """Totals for the run and rolling figures over the last ``WINDOW`` episodes."""
+
+    episodes: int = 0
+    steps: int = 0
+    wins: int = 0
+    recent_wins: deque[bool] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    recent_rewards: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+
+    def add(self, report: EpisodeReport) -> None:
+        self.episodes += 1
+        self.steps += report.steps
+        self.wins += int(report.win)
+        self.recent_wins.append(report.win)
+        self.recent_rewards.append(report.reward)
+
+    @property
+    def win_rate(self) -> float:
+        return (
+            sum(self.recent_wins) / len(self.recent_wins) if self.recent_wins else 0.0
+        )
+
+    @property
+    def mean_reward(self) -> float:
+        r = self.recent_rewards
+        return sum(r) / len(r) if r else 0.0
+
+
+class QueueReporter:
+    """A thread-safe :class:`~mathy_a3c.worker.Reporter` backed by a queue."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def episode(self, report: EpisodeReport) -> None:
+        self.events.put(("episode", report))
+
+    def show(self, worker: int, text: str) -> None:
+        self.events.put(("show", (worker, text)))
+
+
+class Callback:
+    """Hooks the agent's main thread calls during :meth:`A3CAgent.train`."""
+
+    def on_start(self, total_episodes: int, stats: RunStats) -> None: ...
+
+    def on_episode(self, report: EpisodeReport, stats: RunStats) -> None: ...
+
+    def on_show(self, worker: int, text: str) -> None: ...
+
+    def on_end(self, stats: RunStats) -> None: ...
+
+
+def _colour(text: str, code: str) -> str:
+    if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return text
+    return f"\x1b[{code}m{text}\x1b[0m"
+
+
+def episode_line(report: EpisodeReport) -> str:
+    """One summary line for a finished episode."""
+    outcome = _colour("WIN ", "32") if report.win else _colour("LOSE", "31")
+    loss = report.losses
+    note = f" | env error: {report.env_error}" if report.env_error else ""
+    return (
+        f"{time.strftime('%H:%M:%S')} w{report.worker} ep {report.episode:>5} "
+        f"steps {report.steps:>3} reward {report.reward:+6.2f} {outcome} "
+        f"loss pi {loss.policy:+.3f} v {loss.value:.3f} ent {loss.entropy:.2f} "
+        f"| {report.topic}{note}"
+    )
+
+
+class ConsoleCallback(Callback):
+    """A tqdm bar over episodes; a line per worker-0 episode; ``--show`` lines."""
+
+    def __init__(self, verbose: bool = False, progress: bool = True) -> None:
+        self.verbose = verbose
+        self.progress = progress
+        self.bar: tqdm[Any] | None = None
+
+    def on_start(self, total_episodes: int, stats: RunStats) -> None:
+        self.bar = tqdm(
+            total=total_episodes,
+            unit="ep",
+            dynamic_ncols=True,
+            disable=not self.progress,
+            file=sys.stderr,
+        )
+
+    def _write(self, text: str) -> None:
+        tqdm.write(text, file=sys.stdout)
+
+    def on_show(self, worker: int, text: str) -> None:
+        self._write(text)
+
+    def on_episode(self, report: EpisodeReport, stats: RunStats) -> None:
+        if report.worker == 0 or self.verbose:
+            self._write(episode_line(report))
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(
+                win=f"{stats.win_rate:.2f}",
+                reward=f"{stats.mean_reward:+.2f}",
+                refresh=False,
+            )
+
+    def on_end(self, stats: RunStats) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class TensorBoardCallback(Callback):
+    """Scalars in ``FOLDER/tensorboard``, one point per finished episode.
+
+    ``step`` is the number of finished episodes (counting earlier runs into
+    the same folder via ``first_episode``).
+    """
+
+    def __init__(
+        self, logdir: str, learning_rate: float, first_episode: int = 0
+    ) -> None:
+        import tensorflow as tf
+
+        self._tf = tf
+        self.writer = tf.summary.create_file_writer(logdir)
+        self.learning_rate = learning_rate
+        self.first_episode = first_episode
+
+    def on_episode(self, report: EpisodeReport, stats: RunStats) -> None:
+        tf = self._tf
+        step = self.first_episode + stats.episodes
+        with self.writer.as_default(step=step):
+            tf.summary.scalar("episode/reward", report.reward)
+            tf.summary.scalar("episode/steps", report.steps)
+            tf.summary.scalar("episode/win_rate", stats.win_rate)
+            tf.summary.scalar("episode/mean_reward", stats.mean_reward)
+            tf.summary.scalar("loss/policy", report.losses.policy)
+            tf.summary.scalar("loss/value", report.losses.value)
+            tf.summary.scalar("loss/entropy", report.losses.entropy)
+            tf.summary.scalar("loss/total", report.losses.total)
+            tf.summary.scalar("loss/grad_norm", report.losses.grad_norm)
+            tf.summary.scalar("train/learning_rate", self.learning_rate)
+            tf.summary.scalar("train/env_steps", stats.steps)
+
+    def on_end(self, stats: RunStats) -> None:
+        self.writer.flush()
+        self.writer.close()

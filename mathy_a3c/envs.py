@@ -1,0 +1,294 @@
+"""Mathy environments, by topic name, seen the way the model expects.
+
+The environments are the real ones from ``mathy_envs``. This module only picks
+them by name, seeds their problem generators per worker, and turns an
+environment state into model inputs. It does not import TensorFlow.
+
+Three behaviours of mathy_envs 0.12.5 are handled here on purpose:
+
+* Problem generation draws from the *global* ``random`` and ``numpy.random``
+  generators and ignores ``reset(seed=...)``. :class:`ProblemSeed` gives each
+  worker its own stream by swapping the global states in and out under a lock,
+  so a worker's problems depend only on its seed, never on thread timing.
+* ``poly-like-terms-haystack`` cannot be won unless the commutative rule uses
+  ``preferred_term_commute=True``, so that topic is built with it.
+* ``MathyEnv.get_valid_moves`` caches masks by ``str(expression)``, but
+  different trees can print the same (``5 * y * 12y * (5b * 4q)`` and
+  ``5 * y * 12y * 5b * 4q`` both print ``5y * 12y * 5b * 4q``), so a cached mask
+  can allow an action that then raises ``ValueError`` (seen in ``complex``).
+  :func:`valid_moves` computes masks uncached from the exact problem text, and
+  :meth:`MathyTask.step` still turns any such ``ValueError`` into a losing
+  terminal step instead of crashing.
+
+The flat observation of mathy_envs orders node features in *preorder* but the
+action mask by *inorder* position, and min-max normalises type ids within each
+observation. :func:`observe` instead lists nodes inorder, so feature ``i`` and
+mask column ``i`` describe the same node, and keeps the raw integer type ids
+for an embedding.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+import numpy as np
+from mathy_core.expressions import ConstantExpression
+from mathy_envs.env import MathyEnv
+from mathy_envs.envs import (
+    BinomialDistribute,
+    ComplexSimplify,
+    PolyCombineInPlace,
+    PolyCommuteLikeTerms,
+    PolyGroupLikeTerms,
+    PolyHaystackLikeTerms,
+    PolySimplify,
+    PolySimplifyBlockers,
+)
+from mathy_envs.state import MathyEnvState
+from mathy_envs.time_step import is_terminal_transition
+from mathy_envs.types import MathyEnvDifficulty, MathyEnvProblemArgs
+
+from .config import TOPICS
+
+#: Topic name -> (environment class, constructor keyword arguments).
+ENV_BY_TOPIC: dict[str, tuple[type[MathyEnv], dict[str, Any]]] = {
+    "poly": (PolySimplify, {}),
+    "poly-blockers": (PolySimplifyBlockers, {}),
+    "poly-combine": (PolyCombineInPlace, {}),
+    "poly-commute": (PolyCommuteLikeTerms, {}),
+    "poly-grouping": (PolyGroupLikeTerms, {}),
+    # Unwinnable without preferred commute (random play wins 0 of 300).
+    "poly-like-terms-haystack": (
+        PolyHaystackLikeTerms,
+        {"preferred_term_commute": True},
+    ),
+    "complex": (ComplexSimplify, {}),
+    "binomial": (BinomialDistribute, {}),
+}
+assert tuple(ENV_BY_TOPIC) == TOPICS, "config.TOPICS and ENV_BY_TOPIC must agree"
+
+#: Nodes the model sees; the action space is ``NUM_RULES * MAX_NODES``.
+MAX_NODES = 128
+#: Rules every Mathy topic offers (``MathyEnv.core_rules``).
+NUM_RULES = 7
+ACTION_SIZE = NUM_RULES * MAX_NODES
+#: Embedding vocabulary: mathy_core type ids are below 64 (x=50, z=52).
+NODE_VOCAB = 64
+#: Length of the problem-type hash (``MathyEnvState.get_problem_hash``).
+TYPE_SIZE = 4
+
+
+class Observation(NamedTuple):
+    """Model inputs for one state (or a batch, with a leading axis)."""
+
+    nodes: np.ndarray
+    """int32 [MAX_NODES]: mathy_core type id of each node, inorder, 0 = padding."""
+    values: np.ndarray
+    """float32 [MAX_NODES]: sign(v)·log(1+|v|) of constant nodes, else 0."""
+    type: np.ndarray
+    """float32 [TYPE_SIZE]: hash of the problem type (which topic this is)."""
+    time: np.ndarray
+    """float32 [1]: fraction of the move budget used, in [0, 1]."""
+    mask: np.ndarray
+    """float32 [ACTION_SIZE]: 1 where (rule, node) is valid, rule-major."""
+
+
+def stack(observations: list[Observation]) -> Observation:
+    """Batch observations along a new leading axis."""
+    return Observation(
+        *(np.stack(column) for column in zip(*observations, strict=True))
+    )
+
+
+class StepResult(NamedTuple):
+    observation: Observation
+    reward: float
+    done: bool
+    win: bool
+    rule: str
+    node: int
+    expression: str
+    error: str | None = None
+    """Set when the environment raised on an action its mask allowed."""
+
+
+class ProblemSeed:
+    """A private random stream for problem generation in one worker.
+
+    mathy_envs generates problems with the global ``random`` and
+    ``numpy.random`` generators. :meth:`active` swaps this worker's states into
+    them, under a process-wide lock, for the duration of a ``with`` block.
+    """
+
+    _lock = threading.Lock()
+
+    def __init__(self, seed: int) -> None:
+        self._py_state = random.Random(seed).getstate()
+        self._np_state = np.random.RandomState(seed).get_state()
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        with self._lock:
+            saved_py, saved_np = random.getstate(), np.random.get_state()
+            random.setstate(self._py_state)
+            np.random.set_state(self._np_state)
+            try:
+                yield
+            finally:
+                self._py_state = random.getstate()
+                self._np_state = np.random.get_state()
+                random.setstate(saved_py)
+                np.random.set_state(saved_np)
+
+
+def make_env(topic: str) -> MathyEnv:
+    """The mathy_envs environment for a topic name."""
+    if topic not in ENV_BY_TOPIC:
+        raise ValueError(f"Unknown topic {topic!r}. Valid topics: {', '.join(TOPICS)}")
+    cls, kwargs = ENV_BY_TOPIC[topic]
+    env = cls(**kwargs)
+    if len(env.rules) != NUM_RULES or env.max_seq_len != MAX_NODES:
+        raise RuntimeError(
+            f"{cls.__name__} has {len(env.rules)} rules and max_seq_len "
+            f"{env.max_seq_len}; this library expects {NUM_RULES} and {MAX_NODES}"
+        )
+    return env
+
+
+def valid_moves(env: MathyEnv, state: MathyEnvState) -> list[list[int]]:
+    """The [rule][node] mask of ``state``, bypassing mathy_envs' mask cache.
+
+    Passing every rule class as ``rule_list`` makes ``get_actions_for_node``
+    compute the mask from this exact tree instead of reusing one cached under
+    a string that another tree also prints as.
+    """
+    expression = env.parser.parse(state.agent.problem)
+    return env.get_actions_for_node(expression, [type(rule) for rule in env.rules])
+
+
+def observe(
+    env: MathyEnv,
+    state: MathyEnvState,
+    mask_cache: dict[str, list[list[int]]] | None = None,
+) -> Observation:
+    """Model inputs for ``state``: node features inorder, aligned with the mask.
+
+    ``mask_cache`` (problem text -> mask) saves recomputing masks of states
+    seen before; its keys are exact problem texts, so it cannot collide.
+    """
+    problem = state.agent.problem
+    expression = env.parser.parse(problem)
+    nodes = expression.to_list("inorder")
+    count = len(nodes)
+    if count > MAX_NODES:
+        raise ValueError(f"expression has {count} nodes; at most {MAX_NODES} fit")
+    types = np.zeros(MAX_NODES, dtype=np.int32)
+    values = np.zeros(MAX_NODES, dtype=np.float32)
+    for i, node in enumerate(nodes):
+        types[i] = node.type_id
+        if isinstance(node, ConstantExpression) and node.value:
+            v = float(node.value)
+            values[i] = np.sign(v) * np.log1p(abs(v))
+    np.minimum(types, NODE_VOCAB - 1, out=types)
+    mask = np.zeros((NUM_RULES, MAX_NODES), dtype=np.float32)
+    rows = mask_cache.get(problem) if mask_cache is not None else None
+    if rows is None:
+        rows = valid_moves(env, state)
+        if mask_cache is not None:
+            mask_cache[problem] = rows
+    mask[:, :count] = rows
+    used = state.max_moves - state.agent.moves_remaining
+    time = min(1.0, used / state.max_moves) if state.max_moves > 0 else 0.0
+    return Observation(
+        nodes=types,
+        values=values,
+        type=np.asarray(state.get_problem_hash(), dtype=np.float32),
+        time=np.asarray([time], dtype=np.float32),
+        mask=mask.reshape(-1),
+    )
+
+
+class MathyTask:
+    """One worker's view of one or more topics: reset, step, observe.
+
+    Topics rotate episode by episode, starting at ``offset`` so that workers
+    with different offsets start on different topics.
+    """
+
+    def __init__(
+        self,
+        topics: list[str],
+        difficulty: str,
+        seed: int,
+        offset: int = 0,
+    ) -> None:
+        self.topics = list(topics)
+        self.envs = {topic: make_env(topic) for topic in self.topics}
+        self.args = MathyEnvProblemArgs(difficulty=MathyEnvDifficulty(difficulty))
+        self.seed = ProblemSeed(seed)
+        self._next = offset % len(self.topics)
+        self.topic = self.topics[self._next]
+        self.env: MathyEnv = self.envs[self.topic]
+        self.state: MathyEnvState | None = None
+        self.problem = ""
+        self._masks: dict[str, list[list[int]]] = {}
+
+    def reset(self) -> Observation:
+        """Start an episode on a new problem of the next topic."""
+        self.topic = self.topics[self._next]
+        self._next = (self._next + 1) % len(self.topics)
+        self.env = self.envs[self.topic]
+        self._masks.clear()
+        while True:
+            with self.seed.active():
+                state, problem = self.env.get_initial_state(
+                    self.args, print_problem=False
+                )
+            try:
+                observation = observe(self.env, state, self._masks)
+            except ValueError:
+                continue  # too many nodes for the model: draw another problem
+            self.state, self.problem = state, problem.text
+            return observation
+
+    def step(self, action: int) -> StepResult:
+        """Apply a flat action ``rule * MAX_NODES + node``."""
+        assert self.state is not None, "call reset() first"
+        rule, node = divmod(int(action), MAX_NODES)
+        rule_name = self.env.rules[rule].name
+        try:
+            state, transition, _ = self.env.get_next_state(self.state, (rule, node))
+            observation = observe(self.env, state, self._masks)
+        except ValueError as error:
+            # mathy_envs can raise on an action a mask allowed (see the module
+            # docstring): score it as a lost episode instead of crashing.
+            observation = observe(self.env, self.state, self._masks)
+            return StepResult(
+                observation=observation,
+                reward=float(self.env.get_lose_signal(self.state)),
+                done=True,
+                win=False,
+                rule=rule_name,
+                node=node,
+                expression=self.state.agent.problem,
+                error=(
+                    f"{type(error).__name__} applying {rule_name} at node {node} "
+                    f"of {self.state.agent.problem!r}"
+                ),
+            )
+        self.state = state
+        done = is_terminal_transition(transition)
+        reward = float(transition.reward)
+        return StepResult(
+            observation=observation,
+            reward=reward,
+            done=done,
+            win=done and reward > 0.0,
+            rule=rule_name,
+            node=node,
+            expression=state.agent.problem,
+        )

@@ -1,0 +1,181 @@
+"""One A3C worker: roll out with a local model, push gradients, resync.
+
+A worker knows nothing about threads or about the agent that owns it. It talks
+to two narrow interfaces:
+
+* a :class:`Learner`, which applies its gradients to the global model and
+  copies the global weights back into its local model;
+* a :class:`Reporter`, which receives finished episodes and ``--show`` lines.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+import threading
+import time
+from typing import Protocol
+
+import numpy as np
+
+from .config import A3CConfig
+from .counting import EpisodeCounter, StepCounter
+from .envs import MathyTask, Observation, stack
+from .model import ActorCritic, masked_probabilities
+from .returns import advantages_and_returns
+from .types import EpisodeReport, LossTerms
+
+
+class Learner(Protocol):
+    """Where a worker's gradients go and where its weights come from."""
+
+    def apply(self, grads: list) -> None:
+        """Apply gradients computed on a local model to the global model."""
+
+    def copy_to(self, local: ActorCritic) -> None:
+        """Overwrite a local model's weights with the global ones."""
+
+
+class Reporter(Protocol):
+    def episode(self, report: EpisodeReport) -> None:
+        """A worker finished an episode."""
+
+    def show(self, worker: int, text: str) -> None:
+        """A line of worker 0's in-episode output (``--show``)."""
+
+
+class Worker:
+    """Runs episodes until the counter runs out or ``stop`` is set."""
+
+    def __init__(
+        self,
+        worker_id: int,
+        config: A3CConfig,
+        learner: Learner,
+        reporter: Reporter,
+        episodes: EpisodeCounter,
+        steps: StepCounter,
+        stop: threading.Event,
+    ) -> None:
+        self.id = worker_id
+        self.config = config
+        self.learner = learner
+        self.reporter = reporter
+        self.episodes = episodes
+        self.steps = steps
+        self.stop = stop
+        problem_seed, action_seed = np.random.SeedSequence(
+            [config.seed, worker_id]
+        ).generate_state(2)
+        self.task = MathyTask(
+            config.topics, config.difficulty, seed=int(problem_seed), offset=worker_id
+        )
+        self.rng = np.random.default_rng(int(action_seed))
+        self.local = ActorCritic(
+            config.model_size,
+            entropy_coef=config.entropy_coef,
+            value_coef=config.value_coef,
+            max_grad_norm=config.max_grad_norm,
+        )
+        self.show = config.print_training and worker_id == 0
+        self.wait_s = config.worker_wait / 1000.0 if worker_id > 0 else 0.0
+
+    # ------------------------------------------------------------------
+    def run(self) -> None:
+        """Work until done; with ``profile`` on, write ``worker_N.profile``."""
+        profiler = cProfile.Profile() if self.config.profile else None
+        if profiler is not None:
+            profiler.enable()
+        try:
+            self.learner.copy_to(self.local)
+            while not self.stop.is_set():
+                episode = self.episodes.claim()
+                if episode is None:
+                    break
+                report = self.run_episode(episode)
+                if report is None:  # stopped mid-episode
+                    break
+                self.episodes.finish()
+                self.reporter.episode(report)
+        finally:
+            if profiler is not None:
+                profiler.disable()
+                os.makedirs(self.config.model_dir, exist_ok=True)
+                path = os.path.join(self.config.model_dir, f"worker_{self.id}.profile")
+                profiler.dump_stats(path)
+
+    def run_episode(self, episode: int) -> EpisodeReport | None:
+        """Play one episode, updating the global model every few steps."""
+        start = time.perf_counter()
+        observation = self.task.reset()
+        problem = self.task.problem
+        if self.show:
+            self.reporter.show(self.id, f"[{self.task.topic}] {problem}")
+        rollout: list[tuple[Observation, int, float, float]] = []
+        losses: list[LossTerms] = []
+        total_reward, steps = 0.0, 0
+        while True:
+            logits, value = self.local.step(observation)
+            action = int(self.rng.choice(len(logits), p=masked_probabilities(logits)))
+            result = self.task.step(action)
+            rollout.append((observation, action, result.reward, value))
+            total_reward += result.reward
+            steps += 1
+            if self.show:
+                self.reporter.show(
+                    self.id,
+                    f"  {steps:>3} | {result.rule[:26]:<26} @{result.node:<3} | "
+                    f"{result.expression} | {result.reward:+.2f}",
+                )
+            if result.done or len(rollout) >= self.config.update_interval:
+                bootstrap = (
+                    0.0 if result.done else self.local.step(result.observation)[1]
+                )
+                losses.append(self.update(rollout, bootstrap))
+                rollout = []
+            if result.done:
+                break
+            if self.stop.is_set():
+                return None
+            observation = result.observation
+            if self.wait_s > 0:
+                time.sleep(self.wait_s)
+        self.steps.add(steps)
+        mean = LossTerms(*np.mean(np.asarray(losses, dtype=np.float64), axis=0))
+        return EpisodeReport(
+            worker=self.id,
+            episode=episode,
+            topic=self.task.topic,
+            problem=problem,
+            final=result.expression,
+            steps=steps,
+            reward=total_reward,
+            win=result.win,
+            losses=mean,
+            seconds=time.perf_counter() - start,
+            env_error=result.error,
+        )
+
+    def update(
+        self, rollout: list[tuple[Observation, int, float, float]], bootstrap: float
+    ) -> LossTerms:
+        """Gradients on the local model -> global optimizer -> resync."""
+        observations, actions, rewards, values = zip(*rollout, strict=True)
+        advantages, returns = advantages_and_returns(
+            np.asarray(rewards, np.float32),
+            np.asarray(values, np.float32),
+            bootstrap,
+            self.config.gamma,
+            self.config.gae_lambda,
+        )
+        grads, terms = self.local.gradients(
+            stack(list(observations)), np.asarray(actions), advantages, returns
+        )
+        if not (np.isfinite(terms.total) and np.isfinite(terms.grad_norm)):
+            raise FloatingPointError(
+                f"worker {self.id}: non-finite loss {terms.total} or gradient norm "
+                f"{terms.grad_norm}; the global model was not updated"
+            )
+        self.learner.apply(grads)
+        self.learner.copy_to(self.local)
+        return terms

@@ -1,0 +1,104 @@
+"""End to end: real tiny models trained with real threads on real Mathy envs."""
+
+import glob
+import os
+import pstats
+import threading
+
+import numpy as np
+import pytest
+
+from mathy_a3c import A3CAgent, A3CConfig, WorkerError
+from mathy_a3c.callbacks import Callback
+from mathy_a3c.checkpoint import load_checkpoint, load_config
+from mathy_a3c.envs import MathyTask
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.reports = []
+        self.shown = []
+
+    def on_episode(self, report, stats):
+        self.reports.append(report)
+
+    def on_show(self, worker, text):
+        self.shown.append((worker, text))
+
+
+def test_two_workers_train_save_and_profile(tiny):
+    config = A3CConfig(**{**tiny, "max_eps": 9}, profile=True, print_training=True)
+    recorder = Recorder()
+    agent = A3CAgent(config, callbacks=[recorder], console=False)
+    result = agent.train()
+
+    assert result.episodes == 9  # exactly max_eps, across both workers
+    assert sorted(r.episode for r in recorder.reports) == list(range(9))
+    assert {r.worker for r in recorder.reports} <= {0, 1}
+    assert result.steps == sum(r.steps for r in recorder.reports)
+    assert {w for w, _ in recorder.shown} == {0}  # --show is worker 0 only
+
+    folder = config.model_dir
+    assert load_config(folder) == config
+    checkpoint = load_checkpoint(folder)
+    assert checkpoint.episodes == 9 and checkpoint.steps == result.steps
+    weights = dict(
+        zip(
+            [v.path for v in agent.network.variables],
+            agent.network.get_weights(),
+            strict=True,
+        )
+    )
+    for path, value in weights.items():
+        np.testing.assert_array_equal(checkpoint.weights[path], value)
+    assert int(checkpoint.optimizer["adam/iteration"]) > 0
+    assert glob.glob(os.path.join(folder, "tensorboard", "events.out.tfevents.*"))
+    for worker in (0, 1):
+        stats = pstats.Stats(os.path.join(folder, f"worker_{worker}.profile"))
+        assert stats.total_calls > 0
+        assert any("run_episode" in key[2] for key in stats.stats)
+
+
+def test_worker_exception_stops_training_with_its_traceback(tiny, monkeypatch):
+    calls = {"n": 0}
+    original = MathyTask.step
+
+    def flaky_step(self, action):
+        if threading.current_thread().name == "a3c-worker-1":
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise RuntimeError("boom in the environment")
+        return original(self, action)
+
+    monkeypatch.setattr(MathyTask, "step", flaky_step)
+    config = A3CConfig(**{**tiny, "max_eps": 10_000})
+    with pytest.raises(WorkerError, match="worker 1 failed.*boom") as info:
+        A3CAgent(config, console=False).train()
+    cause = info.value.__cause__
+    assert isinstance(cause, RuntimeError)
+    assert cause.__traceback__.tb_next is not None  # the worker's frames are kept
+    assert not [t for t in threading.enumerate() if t.name.startswith("a3c-worker")]
+
+
+def test_keyboard_interrupt_saves_joins_and_reraises(tiny, capsys):
+    class CtrlC(Callback):
+        def on_episode(self, report, stats):
+            if stats.episodes == 3:
+                raise KeyboardInterrupt
+
+    config = A3CConfig(**{**tiny, "max_eps": 10_000})
+    with pytest.raises(KeyboardInterrupt):
+        A3CAgent(config, callbacks=[CtrlC()], console=False).train()
+    assert not [t for t in threading.enumerate() if t.name.startswith("a3c-worker")]
+    assert "Interrupted" in capsys.readouterr().err
+    assert load_checkpoint(config.model_dir).episodes >= 3
+
+
+def test_worker_wait_throttles_every_worker_but_worker_zero(tiny):
+    config = A3CConfig(**{**tiny, "max_eps": 12, "worker_wait": 40.0})
+    recorder = Recorder()
+    A3CAgent(config, callbacks=[recorder], console=False).train()
+    by_worker = {w: [r for r in recorder.reports if r.worker == w] for w in (0, 1)}
+    assert len(by_worker[0]) > len(by_worker[1])
+    slow = [r.seconds / r.steps for r in by_worker[1]]
+    assert slow and min(slow) >= 0.040

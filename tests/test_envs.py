@@ -1,0 +1,158 @@
+"""The real mathy_envs environments, seen through mathy_a3c.envs."""
+
+import random
+
+import numpy as np
+import pytest
+from mathy_envs.state import MathyEnvState
+
+from mathy_a3c.config import TOPICS
+from mathy_a3c.envs import (
+    ACTION_SIZE,
+    MAX_NODES,
+    NUM_RULES,
+    MathyTask,
+    ProblemSeed,
+    make_env,
+    observe,
+)
+
+
+def _random_valid_action(observation, rng):
+    return int(rng.choice(np.flatnonzero(observation.mask)))
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_every_topic_plays_to_the_end(topic):
+    task = MathyTask([topic], "easy", seed=1)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        observation = task.reset()
+        assert observation.nodes.shape == (MAX_NODES,)
+        assert observation.mask.shape == (ACTION_SIZE,)
+        for _ in range(500):
+            result = task.step(_random_valid_action(observation, rng))
+            observation = result.observation
+            if result.done:
+                break
+        assert result.done
+        assert 0.0 <= float(observation.time[0]) <= 1.0
+
+
+def test_topics_rotate_episode_by_episode():
+    task = MathyTask(["poly", "complex", "binomial"], "easy", seed=0, offset=1)
+    seen = []
+    for _ in range(4):
+        task.reset()
+        seen.append(task.topic)
+    assert seen == ["complex", "binomial", "poly", "complex"]
+
+
+def test_unknown_topic_lists_valid_names():
+    with pytest.raises(ValueError, match="Valid topics: poly, poly-blockers"):
+        make_env("polly")
+
+
+def test_node_features_line_up_with_mask_columns():
+    """Mask column i and node feature i must describe the same (inorder) node."""
+    env = make_env("poly")
+    state = MathyEnvState(problem="4x + 2y + 3x^2 + x", max_moves=20, num_rules=7)
+    observation = observe(env, state)
+    commute = observation.mask.reshape(NUM_RULES, MAX_NODES)[1]
+    assert list(np.flatnonzero(commute)) == [3, 7, 13]
+    assert set(observation.nodes[[3, 7, 13]]) == {3}  # "add" type id
+
+    for topic in TOPICS:
+        task = MathyTask([topic], "normal", seed=3)
+        observation = task.reset()
+        expression = task.env.parser.parse(task.state.agent.problem)
+        for flat in np.flatnonzero(observation.mask):
+            node = int(flat % MAX_NODES)
+            token = task.env.get_token_at_index(expression, node)
+            assert observation.nodes[node] == token.type_id
+
+
+def test_problem_type_and_raw_type_ids_are_features():
+    task = MathyTask(["poly", "complex"], "easy", seed=0)
+    poly = task.reset()
+    complex_ = task.reset()
+    assert not np.allclose(poly.type, complex_.type)
+    assert poly.nodes.dtype == np.int32 and poly.nodes.max() >= 26  # a variable id
+
+
+def test_same_seed_same_problems_whatever_else_uses_global_random():
+    first = MathyTask(["poly"], "normal", seed=7)
+    second = MathyTask(["poly"], "normal", seed=7)
+    other = MathyTask(["poly"], "normal", seed=8)
+    a, b, c = [], [], []
+    for _ in range(5):
+        first.reset()
+        a.append(first.problem)
+        random.random(), np.random.random()  # noise in the global generators
+        other.reset()
+        c.append(other.problem)
+        second.reset()
+        b.append(second.problem)
+    assert a == b
+    assert a != c
+
+
+def test_problem_seed_restores_the_global_generators():
+    random.seed(123)
+    np.random.seed(123)
+    expected = (random.random(), np.random.random())
+    random.seed(123)
+    np.random.seed(123)
+    with ProblemSeed(5).active():
+        random.random(), np.random.random()
+    assert (random.random(), np.random.random()) == expected
+
+
+def test_haystack_uses_preferred_commute_and_can_be_won():
+    task = MathyTask(["poly-like-terms-haystack"], "easy", seed=0)
+    assert task.env.rules[1].preferred is True
+    rng = np.random.default_rng(0)
+    wins = 0
+    for _ in range(60):
+        observation = task.reset()
+        while True:
+            result = task.step(_random_valid_action(observation, rng))
+            observation = result.observation
+            if result.done:
+                wins += result.win
+                break
+    assert wins > 0
+
+
+def _complex_state(env, problem):
+    return MathyEnvState(
+        problem=problem,
+        max_moves=20,
+        num_rules=len(env.rules),
+        problem_type=env.get_env_namespace(),
+    )
+
+
+def test_masks_are_not_shared_between_trees_that_print_alike():
+    """mathy_envs caches masks by str(expression); two trees print alike here."""
+    env = make_env("complex")
+    grouped = _complex_state(env, "5y * 12y * (5b * 4q)")
+    flat = _complex_state(env, "5 * y * 12y * 5b * 4q")
+    assert str(env.parser.parse(grouped.agent.problem)) == str(
+        env.parser.parse(flat.agent.problem)
+    )
+    env.get_valid_moves(grouped)  # primes mathy_envs' cache for that string
+    assert env.get_valid_moves(flat)[4][11] == 1  # the stale cached answer...
+    with pytest.raises(ValueError):  # ...allows an action that raises
+        env.get_next_state(flat, (4, 11))
+    assert observe(env, flat).mask[4 * MAX_NODES + 11] == 0.0  # ours is exact
+    assert observe(env, grouped).mask[4 * MAX_NODES + 11] == 1.0
+
+
+def test_complex_action_that_raises_is_a_losing_terminal_step():
+    task = MathyTask(["complex"], "easy", seed=0)
+    task.state = _complex_state(task.env, "5 * y * 12y * 5b * 4q")
+    result = task.step(4 * MAX_NODES + 11)
+    assert result.done and not result.win
+    assert result.reward == -1.0
+    assert "ValueError applying Associative Group at node 11" in result.error

@@ -1,0 +1,71 @@
+"""The actor-critic network: masking, compiled calls, the global model."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mathy_a3c.envs import ACTION_SIZE, MathyTask, stack
+from mathy_a3c.model import ActorCritic, GlobalModel, masked_probabilities
+
+
+@pytest.fixture(scope="module")
+def batch():
+    task = MathyTask(["poly", "complex"], "easy", seed=0)
+    return stack([task.reset() for _ in range(6)])
+
+
+def test_invalid_actions_get_zero_probability(batch):
+    net = ActorCritic(model_size=8)
+    logits, values = net.predict(batch)
+    assert logits.shape == (6, ACTION_SIZE) and values.shape == (6,)
+    probs = masked_probabilities(logits)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-9)
+    assert np.all(probs[batch.mask == 0] == 0.0)
+    assert np.all(probs[batch.mask == 1] > 0.0)
+
+
+def test_masking_replaces_logits_instead_of_scaling_them(batch):
+    """A large positive raw logit on an invalid action must still be masked."""
+    net = ActorCritic(model_size=8)
+    head = net.model.get_layer("policy_head")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel, bias + 1e6])  # every raw logit huge and positive
+    probs = masked_probabilities(net.predict(batch)[0])
+    assert np.all(probs[batch.mask == 0] == 0.0)
+
+
+def test_forward_and_gradients_trace_once_for_any_batch_size(batch):
+    net = ActorCritic(model_size=8)
+    for size in (1, 3, 6):
+        part = type(batch)(*(a[:size] for a in batch))
+        net.predict(part)
+        actions = [int(np.flatnonzero(m)[0]) for m in part.mask]
+        net.gradients(part, actions, np.ones(size), np.ones(size))
+    net.step(type(batch)(*(a[0] for a in batch)))
+    assert net._forward.experimental_get_tracing_count() == 1
+    assert net._gradients.experimental_get_tracing_count() == 1
+
+
+def test_gradients_are_clipped_and_entropy_counts_valid_actions_only(batch):
+    net = ActorCritic(model_size=8, max_grad_norm=0.01)
+    actions = [int(np.flatnonzero(m)[0]) for m in batch.mask]
+    grads, terms = net.gradients(batch, actions, np.full(6, 5.0), np.full(6, 5.0))
+    assert float(tf.linalg.global_norm(grads)) == pytest.approx(0.01, rel=1e-3)
+    assert terms.grad_norm > 0.01
+    valid = batch.mask.sum(axis=1)
+    assert 0.0 < terms.entropy <= float(np.mean(np.log(valid))) + 1e-5
+
+
+def test_global_model_applies_gradients_and_copies_weights(batch):
+    local = ActorCritic(model_size=8)
+    shared = GlobalModel(ActorCritic(model_size=8), learning_rate=1e-2)
+    shared.copy_to(local)
+    for a, b in zip(local.get_weights(), shared.network.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    before = shared.network.get_weights()
+    actions = [int(np.flatnonzero(m)[0]) for m in batch.mask]
+    grads, _ = local.gradients(batch, actions, np.ones(6), np.ones(6))
+    shared.apply(grads)
+    after = shared.network.get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert int(shared.optimizer.iterations.numpy()) == 1
