@@ -78,7 +78,8 @@ class A3CAgent:
         config: the run's settings; see :class:`~mathy_a3c.config.A3CConfig`.
         callbacks: extra :class:`~mathy_a3c.callbacks.Callback` objects, called
             on the main thread after the built-in console and TensorBoard ones.
-        console: show the progress bar and episode lines (default True).
+        console: print episode lines and ``--show`` output (default True).
+        progress: show the tqdm progress bar (default True; needs ``console``).
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class A3CAgent:
         config: A3CConfig,
         callbacks: list[Callback] | None = None,
         console: bool = True,
+        progress: bool = True,
     ) -> None:
         self.config = config
         keras.utils.set_random_seed(config.seed)
@@ -98,6 +100,7 @@ class A3CAgent:
         self.global_model = GlobalModel(self.network, config.lr)
         self.callbacks = list(callbacks or [])
         self.console = console
+        self.progress = progress
         self.total_episodes = 0
         self.total_steps = 0
 
@@ -126,7 +129,6 @@ class A3CAgent:
             for w in workers
         ]
         callbacks: list[Callback] = [
-            ConsoleCallback(verbose=cfg.verbose, progress=self.console),
             TensorBoardCallback(
                 os.path.join(cfg.model_dir, "tensorboard"),
                 learning_rate=cfg.lr,
@@ -134,6 +136,8 @@ class A3CAgent:
             ),
             *self.callbacks,
         ]
+        if self.console:
+            callbacks.insert(0, ConsoleCallback(cfg.verbose, progress=self.progress))
         stats = RunStats()
         for cb in callbacks:
             cb.on_start(cfg.max_eps, stats)
@@ -144,6 +148,9 @@ class A3CAgent:
         try:
             while not errors and any(t.is_alive() for t in threads):
                 _drain(reporter, callbacks, stats, timeout=0.1)
+                elapsed = time.perf_counter() - start
+                if cfg.max_seconds and elapsed >= cfg.max_seconds:
+                    episodes.close()
                 if time.monotonic() - last_save >= cfg.save_every_s:
                     self._save(stats)
                     last_save = time.monotonic()
@@ -238,9 +245,13 @@ def _drain(
     stats: RunStats,
     timeout: float,
 ) -> None:
-    """Dispatch every queued event; wait up to ``timeout`` for the first one."""
+    """Dispatch the events queued now; wait up to ``timeout`` for the first one.
+
+    Events that arrive while draining wait for the next call, so the caller's
+    loop keeps control even when workers report faster than callbacks run.
+    """
     block = timeout > 0
-    while True:
+    for _ in range(max(1, reporter.events.qsize())):
         try:
             kind, payload = reporter.events.get(block=block, timeout=timeout or None)
         except queue.Empty:

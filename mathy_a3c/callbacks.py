@@ -136,14 +136,18 @@ class ConsoleCallback(Callback):
 
 
 class TensorBoardCallback(Callback):
-    """Scalars in ``FOLDER/tensorboard``, one point per finished episode.
+    """Scalars in ``FOLDER/tensorboard``, averaged over every ``every`` episodes.
 
-    ``step`` is the number of finished episodes (counting earlier runs into
-    the same folder via ``first_episode``).
+    The x axis is the number of finished episodes, counting earlier runs into
+    the same folder through ``first_episode``.
     """
 
     def __init__(
-        self, logdir: str, learning_rate: float, first_episode: int = 0
+        self,
+        logdir: str,
+        learning_rate: float,
+        first_episode: int = 0,
+        every: int = 10,
     ) -> None:
         import tensorflow as tf
 
@@ -151,23 +155,41 @@ class TensorBoardCallback(Callback):
         self.writer = tf.summary.create_file_writer(logdir)
         self.learning_rate = learning_rate
         self.first_episode = first_episode
+        self.every = every
+        self.pending: list[EpisodeReport] = []
 
     def on_episode(self, report: EpisodeReport, stats: RunStats) -> None:
-        tf = self._tf
-        step = self.first_episode + stats.episodes
-        with self.writer.as_default(step=step):
-            tf.summary.scalar("episode/reward", report.reward)
-            tf.summary.scalar("episode/steps", report.steps)
-            tf.summary.scalar("episode/win_rate", stats.win_rate)
-            tf.summary.scalar("episode/mean_reward", stats.mean_reward)
-            tf.summary.scalar("loss/policy", report.losses.policy)
-            tf.summary.scalar("loss/value", report.losses.value)
-            tf.summary.scalar("loss/entropy", report.losses.entropy)
-            tf.summary.scalar("loss/total", report.losses.total)
-            tf.summary.scalar("loss/grad_norm", report.losses.grad_norm)
-            tf.summary.scalar("train/learning_rate", self.learning_rate)
-            tf.summary.scalar("train/env_steps", stats.steps)
+        self.pending.append(report)
+        if len(self.pending) >= self.every:
+            self._write(stats)
+
+    def _write(self, stats: RunStats) -> None:
+        if not self.pending:
+            return
+        tf, batch = self._tf, self.pending
+        self.pending = []
+
+        def mean(values: list[float]) -> float:
+            return sum(values) / len(values)
+
+        scalars = {
+            "episode/reward": mean([r.reward for r in batch]),
+            "episode/steps": mean([r.steps for r in batch]),
+            "episode/win_rate": mean([float(r.win) for r in batch]),
+            "episode/win_rate_100": stats.win_rate,
+            "loss/policy": mean([r.losses.policy for r in batch]),
+            "loss/value": mean([r.losses.value for r in batch]),
+            "loss/entropy": mean([r.losses.entropy for r in batch]),
+            "loss/total": mean([r.losses.total for r in batch]),
+            "loss/grad_norm": mean([r.losses.grad_norm for r in batch]),
+            "train/learning_rate": self.learning_rate,
+            "train/env_steps": stats.steps,
+        }
+        with self.writer.as_default(step=self.first_episode + stats.episodes):
+            for name, value in scalars.items():
+                tf.summary.scalar(name, value)
 
     def on_end(self, stats: RunStats) -> None:
+        self._write(stats)
         self.writer.flush()
         self.writer.close()

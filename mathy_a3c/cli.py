@@ -54,6 +54,7 @@ def train(
     ),
     workers: int = typer.Option(_DEFAULTS.num_workers, help=_help("num_workers")),
     episodes: int = typer.Option(_DEFAULTS.max_eps, help=_help("max_eps")),
+    max_seconds: float = typer.Option(_DEFAULTS.max_seconds, help=_help("max_seconds")),
     update_interval: int = typer.Option(
         _DEFAULTS.update_interval, help=_help("update_interval")
     ),
@@ -91,6 +92,7 @@ def train(
             model_dir=folder,
             num_workers=workers,
             max_eps=episodes,
+            max_seconds=max_seconds,
             update_interval=update_interval,
             worker_wait=worker_wait,
             lr=lr,
@@ -112,7 +114,7 @@ def train(
     from .agent import A3CAgent, WorkerError
 
     try:
-        result = A3CAgent(config, console=progress).train()
+        result = A3CAgent(config, progress=progress).train()
     except KeyboardInterrupt:
         raise typer.Exit(code=130) from None
     except WorkerError as error:

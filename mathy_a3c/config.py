@@ -84,6 +84,11 @@ class A3CConfig:
     max_eps: int = _field(
         500, "Episodes to train for, counted across all workers (exact)."
     )
+    max_seconds: float = _field(
+        0.0,
+        "Stop starting new episodes after this many seconds of training; episodes "
+        "under way still finish. 0 means no time limit (max_eps alone decides).",
+    )
 
     # -- the loss ---------------------------------------------------------
     gamma: float = _field(0.99, "Discount factor for rewards, in (0, 1].")
@@ -163,6 +168,7 @@ class A3CConfig:
         _int_at_least(self, "model_size", 4)
         _int_at_least(self, "seed", 0)
         _number_in(self, "worker_wait", 0.0, math.inf)
+        _number_in(self, "max_seconds", 0.0, math.inf)
         _number_in(self, "gamma", 0.0, 1.0, low_open=True)
         _number_in(self, "gae_lambda", 0.0, 1.0)
         _number_in(self, "lr", 0.0, 1.0, low_open=True)

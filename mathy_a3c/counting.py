@@ -28,6 +28,11 @@ class EpisodeCounter:
             self._claimed += 1
             return self._claimed - 1
 
+    def close(self) -> None:
+        """Hand out no more episode numbers (episodes already claimed go on)."""
+        with self._lock:
+            self.limit = self._claimed
+
     def finish(self) -> int:
         """Record a finished episode; returns how many have finished."""
         with self._lock:

@@ -16,7 +16,9 @@ Three behaviours of mathy_envs 0.12.5 are handled here on purpose:
   different trees can print the same (``5 * y * 12y * (5b * 4q)`` and
   ``5 * y * 12y * 5b * 4q`` both print ``5y * 12y * 5b * 4q``), so a cached mask
   can allow an action that then raises ``ValueError`` (seen in ``complex``).
-  :func:`valid_moves` computes masks uncached from the exact problem text, and
+  :func:`make_env` gives each environment a ``get_valid_moves`` keyed by the
+  exact problem text instead, which the environment's own transitions then
+  use too (so a mask is computed once per state, not twice), and
   :meth:`MathyTask.step` still turns any such ``ValueError`` into a losing
   terminal step instead of crashing.
 
@@ -37,6 +39,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from mathy_core.expressions import ConstantExpression
+from mathy_core.parser import ParserException
+from mathy_core.util import get_terms
 from mathy_envs.env import MathyEnv
 from mathy_envs.envs import (
     BinomialDistribute,
@@ -50,7 +54,7 @@ from mathy_envs.envs import (
 )
 from mathy_envs.state import MathyEnvState
 from mathy_envs.time_step import is_terminal_transition
-from mathy_envs.types import MathyEnvDifficulty, MathyEnvProblemArgs
+from mathy_envs.types import MathyEnvDifficulty, MathyEnvProblem, MathyEnvProblemArgs
 
 from .config import TOPICS
 
@@ -145,8 +149,16 @@ class ProblemSeed:
                 np.random.set_state(saved_np)
 
 
+#: Masks an environment remembers before it starts over (memory bound).
+MASK_CACHE_SIZE = 20_000
+
+
 def make_env(topic: str) -> MathyEnv:
-    """The mathy_envs environment for a topic name."""
+    """The mathy_envs environment for a topic name, with exact action masks.
+
+    The instance's ``get_valid_moves`` is replaced by one that caches masks by
+    problem text (see the module docstring); everything else is mathy_envs'.
+    """
     if topic not in ENV_BY_TOPIC:
         raise ValueError(f"Unknown topic {topic!r}. Valid topics: {', '.join(TOPICS)}")
     cls, kwargs = ENV_BY_TOPIC[topic]
@@ -156,11 +168,45 @@ def make_env(topic: str) -> MathyEnv:
             f"{cls.__name__} has {len(env.rules)} rules and max_seq_len "
             f"{env.max_seq_len}; this library expects {NUM_RULES} and {MAX_NODES}"
         )
+    masks: dict[str, list[list[int]]] = {}
+
+    def get_valid_moves(state: MathyEnvState) -> list[list[int]]:
+        rows = masks.get(state.agent.problem)
+        if rows is None:
+            if len(masks) >= MASK_CACHE_SIZE:
+                masks.clear()
+            rows = masks[state.agent.problem] = valid_moves(env, state)
+        return rows
+
+    env.get_valid_moves = get_valid_moves  # type: ignore[method-assign]
     return env
 
 
+def typed_state(env: MathyEnv, text: str, difficulty: str = "easy") -> MathyEnvState:
+    """The state of a problem a user typed, seen exactly like a generated one.
+
+    ``reset_with_input`` in mathy_envs 0.12.5 uses problem type
+    ``mathy.unknown``, ``num_rules=0`` and a fixed 16-move budget; this builds
+    the state the way ``get_initial_state`` does instead: the environment's
+    own problem type and rule count, and its own ``max_moves_fn`` applied to
+    the problem's size (its number of terms).
+    """
+    try:
+        expression = env.parser.parse(text)
+    except (ParserException, ValueError) as error:
+        raise ValueError(f"cannot parse problem {text!r}: {error}") from None
+    problem = MathyEnvProblem(text, len(get_terms(expression)), env.get_env_namespace())
+    args = MathyEnvProblemArgs(difficulty=MathyEnvDifficulty(difficulty))
+    return MathyEnvState(
+        problem=text,
+        problem_type=env.get_env_namespace(),
+        max_moves=env.max_moves_fn(problem, args),
+        num_rules=len(env.rules),
+    )
+
+
 def valid_moves(env: MathyEnv, state: MathyEnvState) -> list[list[int]]:
-    """The [rule][node] mask of ``state``, bypassing mathy_envs' mask cache.
+    """The [rule][node] mask of ``state``, computed without any cache.
 
     Passing every rule class as ``rule_list`` makes ``get_actions_for_node``
     compute the mask from this exact tree instead of reusing one cached under
@@ -170,16 +216,8 @@ def valid_moves(env: MathyEnv, state: MathyEnvState) -> list[list[int]]:
     return env.get_actions_for_node(expression, [type(rule) for rule in env.rules])
 
 
-def observe(
-    env: MathyEnv,
-    state: MathyEnvState,
-    mask_cache: dict[str, list[list[int]]] | None = None,
-) -> Observation:
-    """Model inputs for ``state``: node features inorder, aligned with the mask.
-
-    ``mask_cache`` (problem text -> mask) saves recomputing masks of states
-    seen before; its keys are exact problem texts, so it cannot collide.
-    """
+def observe(env: MathyEnv, state: MathyEnvState) -> Observation:
+    """Model inputs for ``state``: node features inorder, aligned with the mask."""
     problem = state.agent.problem
     expression = env.parser.parse(problem)
     nodes = expression.to_list("inorder")
@@ -195,12 +233,7 @@ def observe(
             values[i] = np.sign(v) * np.log1p(abs(v))
     np.minimum(types, NODE_VOCAB - 1, out=types)
     mask = np.zeros((NUM_RULES, MAX_NODES), dtype=np.float32)
-    rows = mask_cache.get(problem) if mask_cache is not None else None
-    if rows is None:
-        rows = valid_moves(env, state)
-        if mask_cache is not None:
-            mask_cache[problem] = rows
-    mask[:, :count] = rows
+    mask[:, :count] = env.get_valid_moves(state)
     used = state.max_moves - state.agent.moves_remaining
     time = min(1.0, used / state.max_moves) if state.max_moves > 0 else 0.0
     return Observation(
@@ -235,25 +268,29 @@ class MathyTask:
         self.env: MathyEnv = self.envs[self.topic]
         self.state: MathyEnvState | None = None
         self.problem = ""
-        self._masks: dict[str, list[list[int]]] = {}
 
     def reset(self) -> Observation:
         """Start an episode on a new problem of the next topic."""
         self.topic = self.topics[self._next]
         self._next = (self._next + 1) % len(self.topics)
         self.env = self.envs[self.topic]
-        self._masks.clear()
         while True:
             with self.seed.active():
                 state, problem = self.env.get_initial_state(
                     self.args, print_problem=False
                 )
             try:
-                observation = observe(self.env, state, self._masks)
+                observation = observe(self.env, state)
             except ValueError:
                 continue  # too many nodes for the model: draw another problem
             self.state, self.problem = state, problem.text
             return observation
+
+    def start(self, state: MathyEnvState) -> Observation:
+        """Start an episode from a given state (of the current topic's env)."""
+        observation = observe(self.env, state)
+        self.state, self.problem = state, state.agent.problem
+        return observation
 
     def step(self, action: int) -> StepResult:
         """Apply a flat action ``rule * MAX_NODES + node``."""
@@ -262,11 +299,11 @@ class MathyTask:
         rule_name = self.env.rules[rule].name
         try:
             state, transition, _ = self.env.get_next_state(self.state, (rule, node))
-            observation = observe(self.env, state, self._masks)
+            observation = observe(self.env, state)
         except ValueError as error:
             # mathy_envs can raise on an action a mask allowed (see the module
             # docstring): score it as a lost episode instead of crashing.
-            observation = observe(self.env, self.state, self._masks)
+            observation = observe(self.env, self.state)
             return StepResult(
                 observation=observation,
                 reward=float(self.env.get_lose_signal(self.state)),

@@ -18,6 +18,7 @@ rollout step or an update never retraces.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
@@ -36,13 +37,17 @@ DILATIONS = (1, 2, 4)
 
 
 def build_model(model_size: int = 64) -> keras.Model:
-    """A Keras actor-critic: inputs -> (masked policy logits [B, 896], value [B])."""
+    """A Keras actor-critic: inputs -> (per-node rule logits [B, N, 7], value [B]).
+
+    ``N`` (nodes) may be anything up to ``MAX_NODES``: padding nodes are zeroed
+    after every layer and excluded from pooling, so trimming trailing padding
+    gives exactly the same outputs for the real nodes, with less work.
+    """
     d = model_size
-    nodes = keras.Input((MAX_NODES,), dtype="int32", name="nodes")
-    values = keras.Input((MAX_NODES,), dtype="float32", name="values")
+    nodes = keras.Input((None,), dtype="int32", name="nodes")
+    values = keras.Input((None,), dtype="float32", name="values")
     ptype = keras.Input((TYPE_SIZE,), dtype="float32", name="type")
     time = keras.Input((1,), dtype="float32", name="time")
-    mask = keras.Input((ACTION_SIZE,), dtype="float32", name="mask")
 
     present = ops.expand_dims(ops.cast(ops.not_equal(nodes, 0), "float32"), -1)
     context = layers.Dense(d, name="context")(layers.Concatenate()([ptype, time]))
@@ -65,29 +70,51 @@ def build_model(model_size: int = 64) -> keras.Model:
     x = layers.Dense(d, activation="relu", name="policy_hidden")(
         x + ops.expand_dims(summary, 1)
     )
-    per_node = layers.Dense(NUM_RULES, name="policy_head")(x)  # [B, nodes, rules]
-    logits = ops.reshape(ops.transpose(per_node, (0, 2, 1)), (-1, ACTION_SIZE))
-    masked = ops.where(mask > 0, logits, MASKED_LOGIT)
+    per_node = layers.Dense(NUM_RULES, name="policy_head")(x)
+    peak = ops.max(x * present - (1.0 - present) * 1e9, axis=1)
     value_hidden = layers.Dense(d, activation="relu", name="value_hidden")(
-        layers.Concatenate()([pooled, ops.max(x, axis=1), context])
+        layers.Concatenate()([pooled, peak, context])
     )
     value = ops.squeeze(layers.Dense(1, name="value_head")(value_hidden), -1)
     return keras.Model(
-        inputs=[nodes, values, ptype, time, mask],
-        outputs=[masked, value],
+        inputs=[nodes, values, ptype, time],
+        outputs=[per_node, value],
         name="actor_critic",
     )
 
 
+def masked_policy_logits(per_node: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Flat rule-major logits [B, 7 * MAX_NODES] with invalid actions removed.
+
+    Invalid actions get ``MASKED_LOGIT`` (their softmax probability is exactly
+    0); their raw logits are replaced, never multiplied.
+    """
+    missing = MAX_NODES - tf.shape(per_node)[1]
+    padded = tf.pad(per_node, [[0, 0], [0, missing], [0, 0]])
+    logits = tf.reshape(tf.transpose(padded, [0, 2, 1]), [-1, ACTION_SIZE])
+    return tf.where(mask > 0, logits, MASKED_LOGIT)
+
+
 def observation_signature() -> list[tf.TensorSpec]:
-    """Input signature of a batch of observations (any batch size)."""
+    """Input signature of a batch of observations (any batch size and length)."""
     return [
-        tf.TensorSpec([None, MAX_NODES], tf.int32),
-        tf.TensorSpec([None, MAX_NODES], tf.float32),
+        tf.TensorSpec([None, None], tf.int32),
+        tf.TensorSpec([None, None], tf.float32),
         tf.TensorSpec([None, TYPE_SIZE], tf.float32),
         tf.TensorSpec([None, 1], tf.float32),
         tf.TensorSpec([None, ACTION_SIZE], tf.float32),
     ]
+
+
+def trimmed(batch: Observation) -> Observation:
+    """Drop node columns that are padding in every observation of ``batch``."""
+    used = int(np.count_nonzero(batch.nodes, axis=-1).max(initial=1))
+    length = min(MAX_NODES, max(8, -(-used // 8) * 8))  # a multiple of 8
+    if length >= batch.nodes.shape[-1]:
+        return batch
+    return batch._replace(
+        nodes=batch.nodes[..., :length], values=batch.values[..., :length]
+    )
 
 
 class ActorCritic:
@@ -108,23 +135,28 @@ class ActorCritic:
     ) -> None:
         self.model = build_model(model_size)
         self.variables = list(self.model.trainable_variables)
+        #: The latest clipped gradients, one slot per variable; kept in
+        #: TensorFlow so applying them needs no per-tensor Python round trip.
+        self.grads = [
+            tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False)
+            for v in self.variables
+        ]
         obs_sig = observation_signature()
         batch = tf.TensorSpec([None], tf.float32)
         actions = tf.TensorSpec([None], tf.int32)
 
         @tf.function(input_signature=obs_sig)
         def forward(nodes, values, ptype, time, mask):
-            logits, value = self.model(
-                [nodes, values, ptype, time, mask], training=False
-            )
-            return logits, value
+            per_node, value = self.model([nodes, values, ptype, time], training=False)
+            return masked_policy_logits(per_node, mask), value
 
         @tf.function(input_signature=[*obs_sig, actions, batch, batch])
         def gradients(nodes, values, ptype, time, mask, act, advantages, returns):
             with tf.GradientTape() as tape:
-                logits, value = self.model(
-                    [nodes, values, ptype, time, mask], training=True
+                per_node, value = self.model(
+                    [nodes, values, ptype, time], training=True
                 )
+                logits = masked_policy_logits(per_node, mask)
                 log_probs = tf.nn.log_softmax(logits)
                 chosen = tf.gather(log_probs, act, batch_dims=1)
                 probs = tf.exp(log_probs)
@@ -137,23 +169,49 @@ class ActorCritic:
                 total = (
                     policy_loss + value_coef * value_loss - entropy_coef * entropy_mean
                 )
-            grads = tape.gradient(total, self.variables)
+            # Dense gradients: the embedding's IndexedSlices can repeat a row,
+            # and clipping must see the norm of the summed (applied) gradient.
+            grads = [
+                tf.convert_to_tensor(g) for g in tape.gradient(total, self.variables)
+            ]
             clipped, norm = tf.clip_by_global_norm(grads, max_grad_norm)
-            return clipped, policy_loss, value_loss, entropy_mean, total, norm
+            for slot, grad in zip(self.grads, clipped, strict=True):
+                slot.assign(grad)
+            return tf.stack([policy_loss, value_loss, entropy_mean, total, norm])
 
         self._forward = forward
         self._gradients = gradients
+        self._read = tf.function(lambda: [tf.identity(v) for v in self.variables])
+        self._copy: Callable[[], None] | None = None
+        self._copy_source: ActorCritic | None = None
 
     # ------------------------------------------------------------------
     def step(self, observation: Observation) -> tuple[np.ndarray, float]:
         """Masked logits [ACTION_SIZE] and value for a single observation."""
-        logits, value = self._forward(*(np.expand_dims(a, 0) for a in observation))
+        batch = trimmed(Observation(*(np.expand_dims(a, 0) for a in observation)))
+        logits, value = self._forward(*batch)
         return logits.numpy()[0], float(value.numpy()[0])
 
     def predict(self, batch: Observation) -> tuple[np.ndarray, np.ndarray]:
         """Masked logits [B, ACTION_SIZE] and values [B] for a batch."""
-        logits, value = self._forward(*batch)
+        logits, value = self._forward(*trimmed(batch))
         return logits.numpy(), value.numpy()
+
+    def compute_gradients(
+        self,
+        batch: Observation,
+        actions: np.ndarray,
+        advantages: np.ndarray,
+        returns: np.ndarray,
+    ) -> LossTerms:
+        """Store clipped gradients of the A3C loss on a rollout in ``grads``."""
+        terms = self._gradients(
+            *trimmed(batch),
+            np.asarray(actions, np.int32),
+            np.asarray(advantages, np.float32),
+            np.asarray(returns, np.float32),
+        )
+        return LossTerms(*(float(t) for t in terms.numpy()))
 
     def gradients(
         self,
@@ -161,23 +219,43 @@ class ActorCritic:
         actions: np.ndarray,
         advantages: np.ndarray,
         returns: np.ndarray,
-    ) -> tuple[list[tf.Tensor], LossTerms]:
-        """Clipped gradients of the A3C loss on a rollout, and the loss terms."""
-        grads, pi, v, ent, total, norm = self._gradients(
-            *batch,
-            np.asarray(actions, np.int32),
-            np.asarray(advantages, np.float32),
-            np.asarray(returns, np.float32),
-        )
-        terms = LossTerms(float(pi), float(v), float(ent), float(total), float(norm))
-        return list(grads), terms
+    ) -> tuple[list[np.ndarray], LossTerms]:
+        """Clipped gradients of the A3C loss on a rollout (numpy), and the loss."""
+        terms = self.compute_gradients(batch, actions, advantages, returns)
+        return [g.numpy() for g in self.grads], terms
+
+    def copy_from(self, source: ActorCritic) -> None:
+        """Overwrite this model's weights with ``source``'s (one compiled call)."""
+        if self._copy_source is not source:
+
+            @tf.function
+            def copy() -> None:
+                for target, value in zip(self.variables, source.variables, strict=True):
+                    target.assign(value)
+
+            self._copy, self._copy_source = copy, source
+        assert self._copy is not None
+        self._copy()
 
     def get_weights(self) -> list[np.ndarray]:
-        return [v.numpy() for v in self.variables]
+        """Every trainable variable as numpy, read in one compiled call."""
+        return [t.numpy() for t in self._read()]
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
         for variable, value in zip(self.variables, weights, strict=True):
             variable.assign(value)
+
+
+def sample_action(
+    logits: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+) -> int:
+    """Draw an action from the masked softmax, looking at valid actions only."""
+    valid = np.flatnonzero(mask)
+    z = logits[valid].astype(np.float64)
+    p = np.exp(z - z.max())
+    cdf = np.cumsum(p)
+    pick = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
+    return int(valid[min(pick, len(valid) - 1)])
 
 
 def masked_probabilities(logits: np.ndarray) -> np.ndarray:
@@ -203,7 +281,7 @@ class GlobalModel:
         import threading
 
         self.network = network
-        self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+        self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate, name="adam")
         self.optimizer.build(network.variables)
         self.lock = threading.Lock()
         grad_sig = [tf.TensorSpec(v.shape, v.dtype) for v in network.variables]
@@ -213,17 +291,40 @@ class GlobalModel:
             self.optimizer.apply_gradients(zip(grads, network.variables, strict=True))
 
         self._apply = apply
+        self._updates: dict[int, Callable[[], None]] = {}
 
-    def apply(self, grads: list[tf.Tensor]) -> None:
+    def apply(self, grads: list[np.ndarray] | list[tf.Tensor]) -> None:
+        """Apply gradients given as arrays (one at a time, under the lock)."""
         with self.lock:
             self._apply(grads)
 
     def copy_to(self, local: ActorCritic) -> None:
+        """Overwrite a local model's weights with the global ones."""
         with self.lock:
-            for target, source in zip(
-                local.variables, self.network.variables, strict=True
-            ):
-                target.assign(source.value)
+            local.copy_from(self.network)
+
+    def update(self, local: ActorCritic) -> None:
+        """Apply ``local.grads`` with the global optimizer, then resync ``local``.
+
+        Both happen in one compiled call under the lock, so updates from
+        different workers never interleave.
+        """
+        update = self._updates.get(id(local))
+        if update is None:
+            network, optimizer = self.network, self.optimizer
+
+            @tf.function
+            def update() -> None:
+                pairs = zip(local.grads, network.variables, strict=True)
+                optimizer.apply_gradients(pairs)
+                for target, value in zip(
+                    local.variables, network.variables, strict=True
+                ):
+                    target.assign(value)
+
+            self._updates[id(local)] = update
+        with self.lock:
+            update()
 
     def snapshot(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Model weights and optimizer variables, read consistently."""
@@ -231,3 +332,65 @@ class GlobalModel:
             weights = self.network.get_weights()
             opt = [v.numpy() for v in self.optimizer.variables]
         return weights, opt
+
+
+class NumpyActor:
+    """The network's forward pass in numpy, for acting one state at a time.
+
+    A TensorFlow call costs about a millisecond per step on CPU, mostly
+    per-op overhead; the same arithmetic in numpy on a trimmed expression is
+    several times faster. Workers act with this mirror of their local model
+    and compute gradients with the Keras model. ``tests/test_model.py`` pins
+    it to the Keras outputs.
+    """
+
+    def __init__(self, network: ActorCritic) -> None:
+        self.network = network
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the weights (call after the Keras model changed)."""
+        net = self.network
+        w = dict(zip((v.path for v in net.variables), net.get_weights(), strict=True))
+        self.embedding = w["node_embedding/embeddings"]
+        self.value_kernel = w["value_projection/kernel"][0]
+        self.value_bias = w["value_projection/bias"]
+        self.context = (w["context/kernel"], w["context/bias"])
+        self.convs = [
+            (w[f"conv_{i}/kernel"], w[f"conv_{i}/bias"], dilation)
+            for i, dilation in enumerate(DILATIONS)
+        ]
+        self.summary = (w["summary/kernel"], w["summary/bias"])
+        self.policy_hidden = (w["policy_hidden/kernel"], w["policy_hidden/bias"])
+        self.policy_head = (w["policy_head/kernel"], w["policy_head/bias"])
+        self.value_hidden = (w["value_hidden/kernel"], w["value_hidden/bias"])
+        self.value_head = (w["value_head/kernel"][:, 0], w["value_head/bias"][0])
+
+    def __call__(self, obs: Observation) -> tuple[np.ndarray, float]:
+        """Masked logits [ACTION_SIZE] and value for one observation."""
+        n = max(1, int(np.count_nonzero(obs.nodes)))
+        nodes = obs.nodes[:n]
+        ctx_in = np.concatenate([obs.type, obs.time])
+        context = ctx_in @ self.context[0] + self.context[1]
+        x = self.embedding[nodes] + np.outer(obs.values[:n], self.value_kernel)
+        x = np.maximum(x + self.value_bias + context, 0.0)
+        for kernel, bias, r in self.convs:
+            padded = np.pad(x, ((r, r), (0, 0)))
+            h = padded[:n] @ kernel[0] + x @ kernel[1] + padded[2 * r :] @ kernel[2]
+            x = x + np.maximum(h + bias, 0.0)
+        pooled = x.mean(axis=0)
+        summary = np.maximum(pooled @ self.summary[0] + self.summary[1], 0.0)
+        x = np.maximum(
+            (x + summary) @ self.policy_hidden[0] + self.policy_hidden[1], 0.0
+        )
+        per_node = x @ self.policy_head[0] + self.policy_head[1]  # [n, rules]
+        logits = np.full((NUM_RULES, MAX_NODES), MASKED_LOGIT, np.float32)
+        logits[:, :n] = per_node.T
+        logits = logits.reshape(-1)
+        logits[obs.mask <= 0] = MASKED_LOGIT
+        hidden_in = np.concatenate([pooled, x.max(axis=0), context])
+        hidden = np.maximum(
+            hidden_in @ self.value_hidden[0] + self.value_hidden[1], 0.0
+        )
+        value = float(hidden @ self.value_head[0] + self.value_head[1])
+        return logits, value

@@ -21,7 +21,7 @@ import numpy as np
 from .config import A3CConfig
 from .counting import EpisodeCounter, StepCounter
 from .envs import MathyTask, Observation, stack
-from .model import ActorCritic, masked_probabilities
+from .model import ActorCritic, NumpyActor, sample_action
 from .returns import advantages_and_returns
 from .types import EpisodeReport, LossTerms
 
@@ -29,8 +29,9 @@ from .types import EpisodeReport, LossTerms
 class Learner(Protocol):
     """Where a worker's gradients go and where its weights come from."""
 
-    def apply(self, grads: list) -> None:
-        """Apply gradients computed on a local model to the global model."""
+    def update(self, local: ActorCritic) -> None:
+        """Apply ``local.grads`` to the global model, then copy the global
+        weights into ``local``."""
 
     def copy_to(self, local: ActorCritic) -> None:
         """Overwrite a local model's weights with the global ones."""
@@ -77,6 +78,7 @@ class Worker:
             value_coef=config.value_coef,
             max_grad_norm=config.max_grad_norm,
         )
+        self.actor = NumpyActor(self.local)
         self.show = config.print_training and worker_id == 0
         self.wait_s = config.worker_wait / 1000.0 if worker_id > 0 else 0.0
 
@@ -88,6 +90,7 @@ class Worker:
             profiler.enable()
         try:
             self.learner.copy_to(self.local)
+            self.actor.refresh()
             while not self.stop.is_set():
                 episode = self.episodes.claim()
                 if episode is None:
@@ -115,8 +118,8 @@ class Worker:
         losses: list[LossTerms] = []
         total_reward, steps = 0.0, 0
         while True:
-            logits, value = self.local.step(observation)
-            action = int(self.rng.choice(len(logits), p=masked_probabilities(logits)))
+            logits, value = self.actor(observation)
+            action = sample_action(logits, observation.mask, self.rng)
             result = self.task.step(action)
             rollout.append((observation, action, result.reward, value))
             total_reward += result.reward
@@ -128,9 +131,7 @@ class Worker:
                     f"{result.expression} | {result.reward:+.2f}",
                 )
             if result.done or len(rollout) >= self.config.update_interval:
-                bootstrap = (
-                    0.0 if result.done else self.local.step(result.observation)[1]
-                )
+                bootstrap = 0.0 if result.done else self.actor(result.observation)[1]
                 losses.append(self.update(rollout, bootstrap))
                 rollout = []
             if result.done:
@@ -168,7 +169,7 @@ class Worker:
             self.config.gamma,
             self.config.gae_lambda,
         )
-        grads, terms = self.local.gradients(
+        terms = self.local.compute_gradients(
             stack(list(observations)), np.asarray(actions), advantages, returns
         )
         if not (np.isfinite(terms.total) and np.isfinite(terms.grad_norm)):
@@ -176,6 +177,6 @@ class Worker:
                 f"worker {self.id}: non-finite loss {terms.total} or gradient norm "
                 f"{terms.grad_norm}; the global model was not updated"
             )
-        self.learner.apply(grads)
-        self.learner.copy_to(self.local)
+        self.learner.update(self.local)
+        self.actor.refresh()
         return terms

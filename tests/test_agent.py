@@ -102,3 +102,31 @@ def test_worker_wait_throttles_every_worker_but_worker_zero(tiny):
     assert len(by_worker[0]) > len(by_worker[1])
     slow = [r.seconds / r.steps for r in by_worker[1]]
     assert slow and min(slow) >= 0.040
+
+
+def test_max_seconds_stops_starting_episodes(tiny):
+    config = A3CConfig(**{**tiny, "max_eps": 10**9, "max_seconds": 2.0})
+    result = A3CAgent(config, console=False).train()
+    assert 0 < result.episodes < 10**9
+    assert result.seconds < 30
+
+
+def test_tensorboard_gets_losses_reward_win_rate_and_learning_rate(tiny):
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+
+    config = A3CConfig(**{**tiny, "max_eps": 12})
+    A3CAgent(config, console=False).train()
+    events = EventAccumulator(os.path.join(config.model_dir, "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["tensors"]) | set(events.Tags()["scalars"])
+    for tag in (
+        "loss/policy",
+        "loss/value",
+        "loss/entropy",
+        "episode/reward",
+        "episode/win_rate",
+        "train/learning_rate",
+    ):
+        assert tag in tags, tag

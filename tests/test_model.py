@@ -5,7 +5,13 @@ import pytest
 import tensorflow as tf
 
 from mathy_a3c.envs import ACTION_SIZE, MathyTask, stack
-from mathy_a3c.model import ActorCritic, GlobalModel, masked_probabilities
+from mathy_a3c.model import (
+    ActorCritic,
+    GlobalModel,
+    NumpyActor,
+    masked_probabilities,
+    sample_action,
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +75,48 @@ def test_global_model_applies_gradients_and_copies_weights(batch):
     after = shared.network.get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
     assert int(shared.optimizer.iterations.numpy()) == 1
+
+
+def _random_weights(net, seed=0):
+    rng = np.random.default_rng(seed)
+    for v in net.variables:
+        v.assign(rng.normal(0.0, 0.3, v.shape).astype(np.float32))
+
+
+def test_numpy_actor_matches_the_keras_model():
+    net = ActorCritic(model_size=16)
+    _random_weights(net)
+    actor = NumpyActor(net)
+    for topic in ("poly", "complex", "poly-commute"):
+        task = MathyTask([topic], "normal", seed=2)
+        for _ in range(5):
+            obs = task.reset()
+            keras_logits, keras_value = net.step(obs)
+            np_logits, np_value = actor(obs)
+            valid = obs.mask > 0
+            np.testing.assert_allclose(
+                np_logits[valid], keras_logits[valid], rtol=1e-4, atol=1e-4
+            )
+            assert np.all(np_logits[~valid] == keras_logits[~valid])
+            assert np_value == pytest.approx(keras_value, rel=1e-4, abs=1e-4)
+
+
+def test_trimming_padding_nodes_does_not_change_outputs(batch):
+    net = ActorCritic(model_size=16)
+    _random_weights(net, seed=1)
+    trimmed_logits, trimmed_values = net.predict(batch)  # trims to used nodes
+    full_logits, full_values = (t.numpy() for t in net._forward(*batch))
+    np.testing.assert_allclose(trimmed_logits, full_logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(trimmed_values, full_values, rtol=1e-5, atol=1e-5)
+
+
+def test_sample_action_only_draws_valid_actions_in_proportion():
+    logits = np.full(ACTION_SIZE, -1e9, np.float32)
+    mask = np.zeros(ACTION_SIZE, np.float32)
+    mask[[3, 10, 500]] = 1
+    logits[[3, 10, 500]] = np.log([0.2, 0.3, 0.5])
+    rng = np.random.default_rng(0)
+    draws = np.array([sample_action(logits, mask, rng) for _ in range(20_000)])
+    assert set(np.unique(draws)) == {3, 10, 500}
+    for action, p in ((3, 0.2), (10, 0.3), (500, 0.5)):
+        assert np.mean(draws == action) == pytest.approx(p, abs=0.015)

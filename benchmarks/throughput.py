@@ -1,0 +1,146 @@
+"""Throughput benchmark: training env-steps/s against the raw environment's rate.
+
+    python benchmarks/throughput.py --seconds 20 --topic poly --difficulty easy
+
+In one run, on the same topic and difficulty, it measures:
+
+* ``raw_gym``: random valid actions through mathy_envs' gymnasium env
+  (``mathy-poly-easy-v0``), one process: the rate users know;
+* ``raw_env``: random valid actions through ``mathy_a3c.envs.MathyTask`` (the
+  same mathy_envs environment plus this library's observation), one process;
+* ``train_N``: A3C training env-steps/s with N worker threads (1, 2, 4),
+  counted after a warm-up so start-up and tracing are excluded;
+* the ratio of each training rate to each raw rate, so the ratios hold on a
+  noisy machine.
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+from mathy_a3c import A3CAgent, A3CConfig  # noqa: E402
+from mathy_a3c.callbacks import Callback, RunStats  # noqa: E402
+from mathy_a3c.envs import MathyTask  # noqa: E402
+
+
+def raw_gym_rate(topic: str, difficulty: str, seconds: float, seed: int) -> float:
+    import gymnasium as gym
+    import mathy_envs.gym  # noqa: F401  (registers the ids)
+
+    name = "poly-like-terms-haystack" if topic == "poly-like-terms-haystack" else topic
+    env = gym.make(f"mathy-{name}-{difficulty}-v0")
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        mask = env.unwrapped.action_space.mask
+        action = int(rng.choice(np.flatnonzero(mask)))
+        _, _, terminated, truncated, _ = env.step(action)
+        steps += 1
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def raw_task_rate(topic: str, difficulty: str, seconds: float, seed: int) -> float:
+    task = MathyTask([topic], difficulty, seed=seed)
+    rng = np.random.default_rng(seed)
+    observation = task.reset()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        result = task.step(int(rng.choice(np.flatnonzero(observation.mask))))
+        steps += 1
+        observation = task.reset() if result.done else result.observation
+    return steps / (time.perf_counter() - start)
+
+
+class Rate(Callback):
+    """Env steps per second after ``warmup`` seconds of training."""
+
+    def __init__(self, warmup: float) -> None:
+        self.warmup = warmup
+        self.start = time.perf_counter()
+        self.mark: tuple[float, int] | None = None
+        self.last: tuple[float, int] | None = None
+
+    def on_start(self, total_episodes: int, stats: RunStats) -> None:
+        self.start = time.perf_counter()
+
+    def on_episode(self, report, stats: RunStats) -> None:
+        now = time.perf_counter()
+        if self.mark is None and now - self.start >= self.warmup:
+            self.mark = (now, stats.steps)
+        self.last = (now, stats.steps)
+
+    @property
+    def value(self) -> float:
+        if self.mark is None or self.last is None or self.last[0] <= self.mark[0]:
+            return 0.0
+        return (self.last[1] - self.mark[1]) / (self.last[0] - self.mark[0])
+
+
+def train_rate(args: argparse.Namespace, workers: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        config = A3CConfig(
+            topics=[args.topic],
+            difficulty=args.difficulty,
+            model_dir=folder,
+            num_workers=workers,
+            max_eps=10**9,
+            max_seconds=args.seconds + args.warmup,
+            seed=args.seed,
+        )
+        rate = Rate(args.warmup)
+        A3CAgent(config, callbacks=[rate], console=False).train()
+        return rate.value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--topic", default="poly")
+    parser.add_argument("--difficulty", default="easy")
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    result: dict[str, object] = {
+        "benchmark": "throughput",
+        "topic": args.topic,
+        "difficulty": args.difficulty,
+        "seconds": args.seconds,
+        "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    raw_gym = raw_gym_rate(args.topic, args.difficulty, args.seconds, args.seed)
+    raw_env = raw_task_rate(args.topic, args.difficulty, args.seconds, args.seed)
+    result["raw_gym_steps_per_s"] = round(raw_gym, 1)
+    result["raw_env_steps_per_s"] = round(raw_env, 1)
+    print(f"raw gymnasium env, random valid actions: {raw_gym:8.1f} steps/s")
+    print(f"raw MathyTask,     random valid actions: {raw_env:8.1f} steps/s")
+    for workers in (int(w) for w in args.workers.split(",")):
+        rate = train_rate(args, workers)
+        result[f"train_{workers}_steps_per_s"] = round(rate, 1)
+        result[f"train_{workers}_vs_raw_gym"] = round(rate / raw_gym, 3)
+        result[f"train_{workers}_vs_raw_env"] = round(rate / raw_env, 3)
+        print(
+            f"training, {workers} worker thread(s): {rate:8.1f} steps/s "
+            f"= {rate / raw_gym:.2f}x raw gym, {rate / raw_env:.2f}x raw env"
+        )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

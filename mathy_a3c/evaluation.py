@@ -1,0 +1,122 @@
+"""Measure a policy on fixed problem sets: generated (seeded) or hand-written.
+
+Problems are played in lockstep so a model policy scores every unfinished
+problem in one batched forward pass per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from mathy_envs.state import MathyEnvState
+
+from .envs import MathyTask, Observation, stack, typed_state
+
+#: Chooses one action per observation of a batch.
+Policy = Callable[[Observation], np.ndarray]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    problems: int
+    wins: int
+    total_steps: int
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / self.problems if self.problems else 0.0
+
+    @property
+    def mean_steps(self) -> float:
+        return self.total_steps / self.problems if self.problems else 0.0
+
+
+def generated_states(
+    topic: str, difficulty: str, count: int, seed: int
+) -> list[MathyEnvState]:
+    """``count`` problems generated exactly as in training, from their own seed."""
+    task = MathyTask([topic], difficulty, seed=seed)
+    states = []
+    for _ in range(count):
+        task.reset()
+        assert task.state is not None
+        states.append(task.state)
+    return states
+
+
+def read_problems(path: str) -> list[tuple[str, str]]:
+    """``(group, problem)`` pairs from a text file, one problem per line.
+
+    Blank lines and ``#`` comments are skipped; a ``# group: NAME`` comment
+    starts a group (problems before any group line are in group ``default``).
+    """
+    group, problems = "default", []
+    with open(path, encoding="utf-8") as handle:
+        for raw in handle:
+            line = raw.strip()
+            if line.lower().startswith("# group:"):
+                group = line.split(":", 1)[1].strip() or "default"
+                continue
+            line = line.split("#", 1)[0].strip()
+            if line:
+                problems.append((group, line))
+    return problems
+
+
+def typed_states(
+    topic: str, texts: list[str], difficulty: str = "easy"
+) -> list[MathyEnvState]:
+    env = MathyTask([topic], difficulty, seed=0).env
+    return [typed_state(env, text, difficulty) for text in texts]
+
+
+def evaluate(
+    topic: str,
+    states: list[MathyEnvState],
+    policy: Policy,
+    difficulty: str = "easy",
+) -> EvalResult:
+    """Play every state to its end with ``policy``; count wins and steps."""
+    tasks = [MathyTask([topic], difficulty, seed=0) for _ in states]
+    observations = [
+        task.start(state) for task, state in zip(tasks, states, strict=True)
+    ]
+    active = list(range(len(tasks)))
+    wins = steps = 0
+    while active:
+        actions = policy(stack([observations[i] for i in active]))
+        still = []
+        for i, action in zip(active, actions, strict=True):
+            result = tasks[i].step(int(action))
+            steps += 1
+            if result.done:
+                wins += int(result.win)
+            else:
+                observations[i] = result.observation
+                still.append(i)
+        active = still
+    return EvalResult(problems=len(states), wins=wins, total_steps=steps)
+
+
+def greedy_policy(
+    predict: Callable[[Observation], tuple[np.ndarray, np.ndarray]],
+) -> Policy:
+    """The most probable valid action, from a batched ``predict`` (logits, values)."""
+
+    def choose(batch: Observation) -> np.ndarray:
+        logits, _ = predict(batch)
+        return np.argmax(logits, axis=-1)
+
+    return choose
+
+
+def random_policy(seed: int = 0) -> Policy:
+    """A uniformly random valid action."""
+    rng = np.random.default_rng(seed)
+
+    def choose(batch: Observation) -> np.ndarray:
+        return np.array([rng.choice(np.flatnonzero(mask)) for mask in batch.mask])
+
+    return choose

@@ -1,0 +1,101 @@
+"""One worker, driven directly: rollout length, bootstrapping, reporting."""
+
+import threading
+
+import numpy as np
+
+from mathy_a3c.config import A3CConfig
+from mathy_a3c.counting import EpisodeCounter, StepCounter
+from mathy_a3c.model import ActorCritic, GlobalModel
+from mathy_a3c.worker import Worker
+
+
+class RecordingLearner:
+    """A real global model that also records what each update received."""
+
+    def __init__(self):
+        self.shared = GlobalModel(ActorCritic(model_size=8), learning_rate=1e-3)
+        self.updates = 0
+
+    def update(self, local):
+        self.updates += 1
+        self.shared.update(local)
+
+    def copy_to(self, local):
+        self.shared.copy_to(local)
+
+
+class ListReporter:
+    def __init__(self):
+        self.episodes, self.lines = [], []
+
+    def episode(self, report):
+        self.episodes.append(report)
+
+    def show(self, worker, text):
+        self.lines.append((worker, text))
+
+
+def _worker(tmp_path, **overrides):
+    config = A3CConfig(
+        model_dir=str(tmp_path),
+        model_size=8,
+        max_eps=4,
+        update_interval=3,
+        **overrides,
+    )
+    learner, reporter = RecordingLearner(), ListReporter()
+    worker = Worker(
+        0,
+        config,
+        learner,
+        reporter,
+        EpisodeCounter(config.max_eps),
+        StepCounter(),
+        threading.Event(),
+    )
+    return worker, learner, reporter
+
+
+def test_one_update_per_update_interval_steps_and_per_episode_end(tmp_path):
+    worker, learner, reporter = _worker(tmp_path)
+    worker.run()
+    assert len(reporter.episodes) == 4
+    expected = sum(-(-r.steps // 3) for r in reporter.episodes)  # ceil(steps / 3)
+    assert learner.updates == expected
+    assert worker.steps.value == sum(r.steps for r in reporter.episodes)
+
+
+def test_rollout_bootstraps_from_the_local_value_unless_terminal(tmp_path, monkeypatch):
+    worker, _, _ = _worker(tmp_path)
+    seen = []
+    original = worker.update
+
+    def spy(rollout, bootstrap):
+        seen.append((len(rollout), bootstrap))
+        return original(rollout, bootstrap)
+
+    monkeypatch.setattr(worker, "update", spy)
+    worker.run()
+    cut = [b for n, b in seen[:-1] if n == 3]
+    assert seen[-1][1] == 0.0  # the last rollout ended an episode
+    assert any(b != 0.0 for b in cut)  # cut rollouts bootstrap from V(s)
+
+
+def test_local_model_matches_global_after_every_update(tmp_path):
+    worker, learner, _ = _worker(tmp_path)
+    worker.run()
+    for a, b in zip(
+        worker.local.get_weights(), learner.shared.network.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert int(learner.shared.optimizer.iterations.numpy()) == learner.updates
+
+
+def test_show_lines_describe_every_step(tmp_path):
+    worker, _, reporter = _worker(tmp_path, print_training=True)
+    worker.run()
+    steps = sum(r.steps for r in reporter.episodes)
+    step_lines = [t for _, t in reporter.lines if not t.startswith("[")]
+    assert len(step_lines) == steps
+    assert all(" | " in line and "@" in line for line in step_lines)
