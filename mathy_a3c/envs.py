@@ -178,7 +178,7 @@ def make_env(topic: str) -> MathyEnv:
             rows = masks[state.agent.problem] = valid_moves(env, state)
         return rows
 
-    env.get_valid_moves = get_valid_moves  # type: ignore[method-assign]
+    env.get_valid_moves = get_valid_moves  # type: ignore[method-assign,assignment]
     return env
 
 

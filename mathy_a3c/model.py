@@ -18,6 +18,7 @@ rollout step or an update never retraces.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
@@ -291,7 +292,9 @@ class GlobalModel:
             self.optimizer.apply_gradients(zip(grads, network.variables, strict=True))
 
         self._apply = apply
-        self._updates: dict[int, Callable[[], None]] = {}
+        self._updates: weakref.WeakKeyDictionary[ActorCritic, Callable[[], None]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def apply(self, grads: list[np.ndarray] | list[tf.Tensor]) -> None:
         """Apply gradients given as arrays (one at a time, under the lock)."""
@@ -309,8 +312,8 @@ class GlobalModel:
         Both happen in one compiled call under the lock, so updates from
         different workers never interleave.
         """
-        update = self._updates.get(id(local))
-        if update is None:
+        update_fn = self._updates.get(local)
+        if update_fn is None:
             network, optimizer = self.network, self.optimizer
 
             @tf.function
@@ -322,9 +325,9 @@ class GlobalModel:
                 ):
                     target.assign(value)
 
-            self._updates[id(local)] = update
+            self._updates[local] = update_fn = update
         with self.lock:
-            update()
+            update_fn()
 
     def snapshot(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Model weights and optimizer variables, read consistently."""
@@ -386,11 +389,11 @@ class NumpyActor:
         per_node = x @ self.policy_head[0] + self.policy_head[1]  # [n, rules]
         logits = np.full((NUM_RULES, MAX_NODES), MASKED_LOGIT, np.float32)
         logits[:, :n] = per_node.T
-        logits = logits.reshape(-1)
-        logits[obs.mask <= 0] = MASKED_LOGIT
+        flat = logits.reshape(-1)
+        flat[obs.mask <= 0] = MASKED_LOGIT
         hidden_in = np.concatenate([pooled, x.max(axis=0), context])
         hidden = np.maximum(
             hidden_in @ self.value_hidden[0] + self.value_hidden[1], 0.0
         )
         value = float(hidden @ self.value_head[0] + self.value_head[1])
-        return logits, value
+        return flat, value
