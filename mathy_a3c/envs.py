@@ -84,6 +84,10 @@ ACTION_SIZE = NUM_RULES * MAX_NODES
 NODE_VOCAB = 64
 #: Length of the problem-type hash (``MathyEnvState.get_problem_hash``).
 TYPE_SIZE = 4
+#: Earlier visits of this expression, then a one-hot of the last action's rule.
+HISTORY_SIZE = 1 + NUM_RULES
+#: mathy_envs ends an episode when an expression is visited more than 3 times.
+MAX_VISITS = 3
 
 
 class Observation(NamedTuple):
@@ -97,6 +101,11 @@ class Observation(NamedTuple):
     """float32 [TYPE_SIZE]: hash of the problem type (which topic this is)."""
     time: np.ndarray
     """float32 [1]: fraction of the move budget used, in [0, 1]."""
+    history: np.ndarray
+    """float32 [HISTORY_SIZE]: earlier visits of this expression / 3, then a
+    one-hot of the rule the last action used (all 0 at the first step)."""
+    last: np.ndarray
+    """float32 [MAX_NODES]: 1 at the node the last action was applied to."""
     mask: np.ndarray
     """float32 [ACTION_SIZE]: 1 where (rule, node) is valid, rule-major."""
 
@@ -234,6 +243,16 @@ def observe(env: MathyEnv, state: MathyEnvState) -> Observation:
     np.minimum(types, NODE_VOCAB - 1, out=types)
     mask = np.zeros((NUM_RULES, MAX_NODES), dtype=np.float32)
     mask[:, :count] = env.get_valid_moves(state)
+    history = np.zeros(HISTORY_SIZE, dtype=np.float32)
+    last = np.zeros(MAX_NODES, dtype=np.float32)
+    steps = state.agent.history
+    visits = sum(1 for step in steps[:-1] if step.raw == problem)
+    history[0] = min(visits, MAX_VISITS) / MAX_VISITS
+    if len(steps) > 1:
+        rule, node = steps[-1].action
+        history[1 + rule] = 1.0
+        if 0 <= node < count:
+            last[node] = 1.0
     used = state.max_moves - state.agent.moves_remaining
     time = min(1.0, used / state.max_moves) if state.max_moves > 0 else 0.0
     return Observation(
@@ -241,6 +260,8 @@ def observe(env: MathyEnv, state: MathyEnvState) -> Observation:
         values=values,
         type=np.asarray(state.get_problem_hash(), dtype=np.float32),
         time=np.asarray([time], dtype=np.float32),
+        history=history,
+        last=last,
         mask=mask.reshape(-1),
     )
 

@@ -28,7 +28,15 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
-from .envs import ACTION_SIZE, MAX_NODES, NODE_VOCAB, NUM_RULES, TYPE_SIZE, Observation
+from .envs import (
+    ACTION_SIZE,
+    HISTORY_SIZE,
+    MAX_NODES,
+    NODE_VOCAB,
+    NUM_RULES,
+    TYPE_SIZE,
+    Observation,
+)
 from .types import LossTerms
 
 #: Logit given to invalid actions: exp() of it is exactly 0 in float32.
@@ -49,11 +57,18 @@ def build_model(model_size: int = 64) -> keras.Model:
     values = keras.Input((None,), dtype="float32", name="values")
     ptype = keras.Input((TYPE_SIZE,), dtype="float32", name="type")
     time = keras.Input((1,), dtype="float32", name="time")
+    history = keras.Input((HISTORY_SIZE,), dtype="float32", name="history")
+    last = keras.Input((None,), dtype="float32", name="last")
 
     present = ops.expand_dims(ops.cast(ops.not_equal(nodes, 0), "float32"), -1)
-    context = layers.Dense(d, name="context")(layers.Concatenate()([ptype, time]))
+    context = layers.Dense(d, name="context")(
+        layers.Concatenate()([ptype, time, history])
+    )
     x = layers.Embedding(NODE_VOCAB, d, name="node_embedding")(nodes)
     x = x + layers.Dense(d, name="value_projection")(ops.expand_dims(values, -1))
+    x = x + layers.Dense(d, use_bias=False, name="last_action")(
+        ops.expand_dims(last, -1)
+    )
     x = ops.relu(x + ops.expand_dims(context, 1)) * present
     for i, dilation in enumerate(DILATIONS):
         h = layers.Conv1D(
@@ -65,6 +80,14 @@ def build_model(model_size: int = 64) -> keras.Model:
             name=f"conv_{i}",
         )(x)
         x = (x + h) * present
+    # One self-attention layer: lets a term find its like terms anywhere.
+    q = layers.Dense(d, name="attention_query")(x)
+    k = layers.Dense(d, name="attention_key")(x)
+    v = layers.Dense(d, name="attention_value")(x)
+    scores = ops.matmul(q, ops.transpose(k, (0, 2, 1))) / float(np.sqrt(d))
+    scores = scores + (ops.transpose(present, (0, 2, 1)) - 1.0) * 1e9  # no padding
+    attended = ops.matmul(ops.softmax(scores, axis=-1), v)
+    x = (x + layers.Dense(d, name="attention_output")(attended)) * present
     count = ops.maximum(ops.sum(present, axis=1), 1.0)
     pooled = ops.sum(x, axis=1) / count
     summary = layers.Dense(d, activation="relu", name="summary")(pooled)
@@ -78,7 +101,7 @@ def build_model(model_size: int = 64) -> keras.Model:
     )
     value = ops.squeeze(layers.Dense(1, name="value_head")(value_hidden), -1)
     return keras.Model(
-        inputs=[nodes, values, ptype, time],
+        inputs=[nodes, values, ptype, time, history, last],
         outputs=[per_node, value],
         name="actor_critic",
     )
@@ -103,6 +126,8 @@ def observation_signature() -> list[tf.TensorSpec]:
         tf.TensorSpec([None, None], tf.float32),
         tf.TensorSpec([None, TYPE_SIZE], tf.float32),
         tf.TensorSpec([None, 1], tf.float32),
+        tf.TensorSpec([None, HISTORY_SIZE], tf.float32),
+        tf.TensorSpec([None, None], tf.float32),
         tf.TensorSpec([None, ACTION_SIZE], tf.float32),
     ]
 
@@ -114,7 +139,9 @@ def trimmed(batch: Observation) -> Observation:
     if length >= batch.nodes.shape[-1]:
         return batch
     return batch._replace(
-        nodes=batch.nodes[..., :length], values=batch.values[..., :length]
+        nodes=batch.nodes[..., :length],
+        values=batch.values[..., :length],
+        last=batch.last[..., :length],
     )
 
 
@@ -147,16 +174,18 @@ class ActorCritic:
         actions = tf.TensorSpec([None], tf.int32)
 
         @tf.function(input_signature=obs_sig)
-        def forward(nodes, values, ptype, time, mask):
-            per_node, value = self.model([nodes, values, ptype, time], training=False)
+        def forward(nodes, values, ptype, time, history, last, mask):
+            inputs = [nodes, values, ptype, time, history, last]
+            per_node, value = self.model(inputs, training=False)
             return masked_policy_logits(per_node, mask), value
 
         @tf.function(input_signature=[*obs_sig, actions, batch, batch])
-        def gradients(nodes, values, ptype, time, mask, act, advantages, returns):
+        def gradients(
+            nodes, values, ptype, time, history, last, mask, act, advantages, returns
+        ):
+            inputs = [nodes, values, ptype, time, history, last]
             with tf.GradientTape() as tape:
-                per_node, value = self.model(
-                    [nodes, values, ptype, time], training=True
-                )
+                per_node, value = self.model(inputs, training=True)
                 logits = masked_policy_logits(per_node, mask)
                 log_probs = tf.nn.log_softmax(logits)
                 chosen = tf.gather(log_probs, act, batch_dims=1)
@@ -358,10 +387,15 @@ class NumpyActor:
         self.embedding = w["node_embedding/embeddings"]
         self.value_kernel = w["value_projection/kernel"][0]
         self.value_bias = w["value_projection/bias"]
+        self.last_kernel = w["last_action/kernel"][0]
         self.context = (w["context/kernel"], w["context/bias"])
         self.convs = [
             (w[f"conv_{i}/kernel"], w[f"conv_{i}/bias"], dilation)
             for i, dilation in enumerate(DILATIONS)
+        ]
+        self.attention = [
+            (w[f"attention_{p}/kernel"], w[f"attention_{p}/bias"])
+            for p in ("query", "key", "value", "output")
         ]
         self.summary = (w["summary/kernel"], w["summary/bias"])
         self.policy_hidden = (w["policy_hidden/kernel"], w["policy_hidden/bias"])
@@ -373,14 +407,20 @@ class NumpyActor:
         """Masked logits [ACTION_SIZE] and value for one observation."""
         n = max(1, int(np.count_nonzero(obs.nodes)))
         nodes = obs.nodes[:n]
-        ctx_in = np.concatenate([obs.type, obs.time])
+        ctx_in = np.concatenate([obs.type, obs.time, obs.history])
         context = ctx_in @ self.context[0] + self.context[1]
         x = self.embedding[nodes] + np.outer(obs.values[:n], self.value_kernel)
+        x += np.outer(obs.last[:n], self.last_kernel)
         x = np.maximum(x + self.value_bias + context, 0.0)
         for kernel, bias, r in self.convs:
             padded = np.pad(x, ((r, r), (0, 0)))
             h = padded[:n] @ kernel[0] + x @ kernel[1] + padded[2 * r :] @ kernel[2]
             x = x + np.maximum(h + bias, 0.0)
+        (wq, bq), (wk, bk), (wv, bv), (wo, bo) = self.attention
+        scores = (x @ wq + bq) @ (x @ wk + bk).T / np.sqrt(x.shape[1])
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+        x = x + (scores @ (x @ wv + bv)) @ wo + bo
         pooled = x.mean(axis=0)
         summary = np.maximum(pooled @ self.summary[0] + self.summary[1], 0.0)
         x = np.maximum(
