@@ -33,8 +33,6 @@ from mathy_a3c.callbacks import Callback, RunStats  # noqa: E402
 from mathy_a3c.evaluation import (  # noqa: E402
     evaluate,
     generated_states,
-    greedy_policy,
-    random_policy,
     read_problems,
     typed_states,
 )
@@ -104,7 +102,7 @@ def main() -> None:
     net = ActorCritic(config.model_size)
 
     def greedy_on(states):
-        return evaluate(args.topic, states, greedy_policy(net.predict), args.difficulty)
+        return evaluate(args.topic, states, net.predict, "greedy", args.difficulty)
 
     curve = []
     for seconds, steps, weights in snapshots.taken:
@@ -113,14 +111,14 @@ def main() -> None:
     net.set_weights(agent.network.get_weights())
     final = greedy_on(eval_states)
     curve.append((result.seconds, result.steps, final.win_rate))
-    rand = evaluate(args.topic, eval_states, random_policy(args.seed), args.difficulty)
+    rand = evaluate(args.topic, eval_states, None, difficulty=args.difficulty)
 
     groups: dict[str, dict[str, float]] = {}
     for group in dict.fromkeys(g for g, _ in hand):
         texts = [t for g, t in hand if g == group]
         states = typed_states(args.topic, texts, args.difficulty)
         got = greedy_on(states)
-        rnd = evaluate(args.topic, states, random_policy(args.seed), args.difficulty)
+        rnd = evaluate(args.topic, states, None, difficulty=args.difficulty)
         groups[group] = {
             "problems": got.problems,
             "greedy_win_rate": round(got.win_rate, 3),

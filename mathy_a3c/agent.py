@@ -23,6 +23,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -35,10 +36,20 @@ from .callbacks import (
     RunStats,
     TensorBoardCallback,
 )
-from .checkpoint import save_checkpoint, save_config
+from .checkpoint import (
+    CheckpointError,
+    assign_by_path,
+    has_checkpoint,
+    load_checkpoint,
+    load_config,
+    save_checkpoint,
+    save_config,
+)
 from .config import A3CConfig
 from .counting import EpisodeCounter, StepCounter
-from .model import ActorCritic, GlobalModel
+from .envs import MathyTask, Observation, typed_state
+from .inference import Solution, Step, solve
+from .model import ActorCritic, GlobalModel, masked_probabilities
 from .worker import Worker
 
 #: Seconds to wait for a worker to finish its current step after a stop.
@@ -80,6 +91,13 @@ class A3CAgent:
             on the main thread after the built-in console and TensorBoard ones.
         console: print episode lines and ``--show`` output (default True).
         progress: show the tqdm progress bar (default True; needs ``console``).
+        transfer: a model folder to start from: its weights are copied, while
+            the optimizer and the counters start fresh.
+
+    If ``config.model_dir`` already holds a checkpoint, the agent resumes it:
+    weights, optimizer state (except the learning rate, which comes from
+    ``config``) and the episode and step counters. ``max_eps`` then counts the
+    episodes of the new run. The saved model's ``model_size`` must match.
     """
 
     def __init__(
@@ -88,6 +106,7 @@ class A3CAgent:
         callbacks: list[Callback] | None = None,
         console: bool = True,
         progress: bool = True,
+        transfer: str | None = None,
     ) -> None:
         self.config = config
         keras.utils.set_random_seed(config.seed)
@@ -103,6 +122,86 @@ class A3CAgent:
         self.progress = progress
         self.total_episodes = 0
         self.total_steps = 0
+        self.resumed = has_checkpoint(config.model_dir)
+        if self.resumed:
+            if transfer is not None:
+                raise CheckpointError(
+                    f"{config.model_dir} already holds a model; --transfer starts a "
+                    f"new one, so give it an empty folder"
+                )
+            self._restore(config.model_dir, with_optimizer=True)
+        elif transfer is not None:
+            self._restore(transfer, with_optimizer=False)
+
+    @classmethod
+    def load(cls, folder: str) -> A3CAgent:
+        """The trained agent saved in ``folder``, ready to ``predict``/``simplify``.
+
+        Raises :class:`~mathy_a3c.checkpoint.CheckpointError`, naming the file,
+        when the folder, its ``config.json`` or its ``checkpoint.npz`` is
+        missing or unreadable.
+        """
+        config = load_config(folder).replace(model_dir=folder)
+        if not has_checkpoint(folder):
+            load_checkpoint(folder)  # raises, naming the missing file
+        return cls(config, console=False)
+
+    # -- using the model ------------------------------------------------
+    def action_probabilities(self, observation: Observation) -> np.ndarray:
+        """The policy's probability for each of the ``ACTION_SIZE`` actions."""
+        logits, _ = self.network.step(observation)
+        return masked_probabilities(logits)
+
+    def predict(self, observation: Observation, greedy: bool = True) -> int:
+        """An action for one observation: the most probable, or a sample."""
+        probs = self.action_probabilities(observation)
+        if greedy:
+            return int(np.argmax(probs))
+        return int(np.random.default_rng().choice(len(probs), p=probs))
+
+    def simplify(
+        self,
+        problem: str,
+        topic: str | None = None,
+        strategy: str = "no-revisit",
+        max_steps: int | None = None,
+        on_step: Callable[[Step], None] | None = None,
+    ) -> Solution:
+        """Simplify a typed problem step by step; see :mod:`mathy_a3c.inference`.
+
+        The problem is observed exactly like a generated problem of ``topic``
+        (default: the first topic the model trained on). Raises ``ValueError``
+        for a problem the parser rejects.
+        """
+        topic = topic or self.config.topics[0]
+        task = MathyTask([topic], self.config.difficulty, seed=self.config.seed)
+        state = typed_state(task.env, problem, self.config.difficulty)
+        observation = task.start(state)
+        return solve(task, observation, self.network.step, strategy, max_steps, on_step)
+
+    # ------------------------------------------------------------------
+    def _restore(self, folder: str, with_optimizer: bool) -> None:
+        saved = load_config(folder)
+        if saved.model_size != self.config.model_size:
+            raise CheckpointError(
+                f"{folder} holds a model with model_size {saved.model_size}, but "
+                f"model_size {self.config.model_size} was asked for: use "
+                f"{saved.model_size} or another folder"
+            )
+        checkpoint = load_checkpoint(folder)
+        assign_by_path(self.network.variables, checkpoint.weights, "weights")
+        if with_optimizer:
+
+            def keep(path: str) -> bool:  # the learning rate comes from config
+                return not path.endswith("/learning_rate")
+
+            assign_by_path(
+                [v for v in self.global_model.optimizer.variables if keep(v.path)],
+                {k: v for k, v in checkpoint.optimizer.items() if keep(k)},
+                "optimizer state",
+            )
+            self.total_episodes = checkpoint.episodes
+            self.total_steps = checkpoint.steps
 
     # ------------------------------------------------------------------
     def train(self) -> TrainResult:
@@ -115,7 +214,16 @@ class A3CAgent:
         steps = StepCounter()
         reporter = QueueReporter()
         workers = [
-            Worker(i, cfg, self.global_model, reporter, episodes, steps, stop)
+            Worker(
+                i,
+                cfg,
+                self.global_model,
+                reporter,
+                episodes,
+                steps,
+                stop,
+                first_episode=self.total_episodes,
+            )
             for i in range(cfg.num_workers)
         ]
         errors: list[tuple[int, BaseException]] = []

@@ -61,6 +61,11 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], object]) -> None:
         raise
 
 
+def has_checkpoint(folder: str) -> bool:
+    """True when ``folder`` holds a saved model to resume."""
+    return os.path.isfile(os.path.join(folder, CHECKPOINT_FILE))
+
+
 def save_config(folder: str, config: A3CConfig) -> None:
     text = json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n"
     atomic_write(os.path.join(folder, CONFIG_FILE), lambda f: f.write(text.encode()))

@@ -249,10 +249,10 @@ def observe(env: MathyEnv, state: MathyEnvState) -> Observation:
     visits = sum(1 for step in steps[:-1] if step.raw == problem)
     history[0] = min(visits, MAX_VISITS) / MAX_VISITS
     if len(steps) > 1:
-        rule, node = steps[-1].action
-        history[1 + rule] = 1.0
-        if 0 <= node < count:
-            last[node] = 1.0
+        last_rule, last_node = steps[-1].action
+        history[1 + last_rule] = 1.0
+        if 0 <= last_node < count:
+            last[last_node] = 1.0
     used = state.max_moves - state.agent.moves_remaining
     time = min(1.0, used / state.max_moves) if state.max_moves > 0 else 0.0
     return Observation(

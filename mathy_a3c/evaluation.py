@@ -13,9 +13,7 @@ import numpy as np
 from mathy_envs.state import MathyEnvState
 
 from .envs import MathyTask, Observation, stack, typed_state
-
-#: Chooses one action per observation of a batch.
-Policy = Callable[[Observation], np.ndarray]
+from .inference import choose_action
 
 
 @dataclass(frozen=True)
@@ -75,21 +73,34 @@ def typed_states(
 def evaluate(
     topic: str,
     states: list[MathyEnvState],
-    policy: Policy,
+    predict: Callable[[Observation], tuple[np.ndarray, np.ndarray]] | None,
+    strategy: str = "greedy",
     difficulty: str = "easy",
+    seed: int = 0,
 ) -> EvalResult:
-    """Play every state to its end with ``policy``; count wins and steps."""
+    """Play every state to its end; count wins and steps.
+
+    ``predict`` maps a batch of observations to (logits, values); ``None``
+    plays uniformly random valid actions. ``strategy`` is one of
+    :data:`mathy_a3c.inference.STRATEGIES`.
+    """
+    rng = np.random.default_rng(seed)
     tasks = [MathyTask([topic], difficulty, seed=0) for _ in states]
-    observations = [
-        task.start(state) for task, state in zip(tasks, states, strict=True)
-    ]
+    observations = [task.start(s) for task, s in zip(tasks, states, strict=True)]
     active = list(range(len(tasks)))
     wins = steps = 0
     while active:
-        actions = policy(stack([observations[i] for i in active]))
+        batch = stack([observations[i] for i in active])
+        if predict is None:
+            logits = np.zeros(batch.mask.shape)  # equal odds for every valid action
+            choice = "sample"
+        else:
+            logits, _ = predict(batch)
+            choice = strategy
         still = []
-        for i, action in zip(active, actions, strict=True):
-            result = tasks[i].step(int(action))
+        for row, i in enumerate(active):
+            action = choose_action(tasks[i], logits[row], observations[i], choice, rng)
+            result = tasks[i].step(action)
             steps += 1
             if result.done:
                 wins += int(result.win)
@@ -98,25 +109,3 @@ def evaluate(
                 still.append(i)
         active = still
     return EvalResult(problems=len(states), wins=wins, total_steps=steps)
-
-
-def greedy_policy(
-    predict: Callable[[Observation], tuple[np.ndarray, np.ndarray]],
-) -> Policy:
-    """The most probable valid action, from a batched ``predict`` (logits, values)."""
-
-    def choose(batch: Observation) -> np.ndarray:
-        logits, _ = predict(batch)
-        return np.argmax(logits, axis=-1)
-
-    return choose
-
-
-def random_policy(seed: int = 0) -> Policy:
-    """A uniformly random valid action."""
-    rng = np.random.default_rng(seed)
-
-    def choose(batch: Observation) -> np.ndarray:
-        return np.array([rng.choice(np.flatnonzero(mask)) for mask in batch.mask])
-
-    return choose

@@ -57,16 +57,19 @@ class Worker:
         episodes: EpisodeCounter,
         steps: StepCounter,
         stop: threading.Event,
+        first_episode: int = 0,
     ) -> None:
         self.id = worker_id
+        self.first_episode = first_episode
         self.config = config
         self.learner = learner
         self.reporter = reporter
         self.episodes = episodes
         self.steps = steps
         self.stop = stop
+        # A resumed run (first_episode > 0) draws new problems, not the old ones.
         problem_seed, action_seed = np.random.SeedSequence(
-            [config.seed, worker_id]
+            [config.seed, worker_id, first_episode]
         ).generate_state(2)
         self.task = MathyTask(
             config.topics, config.difficulty, seed=int(problem_seed), offset=worker_id
@@ -95,7 +98,7 @@ class Worker:
                 episode = self.episodes.claim()
                 if episode is None:
                     break
-                report = self.run_episode(episode)
+                report = self.run_episode(self.first_episode + episode)
                 if report is None:  # stopped mid-episode
                     break
                 self.episodes.finish()

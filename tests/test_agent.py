@@ -130,3 +130,23 @@ def test_tensorboard_gets_losses_reward_win_rate_and_learning_rate(tiny):
         "train/learning_rate",
     ):
         assert tag in tags, tag
+
+
+def test_checkpoints_are_written_periodically_during_training(tiny):
+    path = os.path.join(tiny["model_dir"], "checkpoint.npz")
+    seen_during_training = []
+
+    class Watch(Callback):
+        def on_episode(self, report, stats):
+            if os.path.exists(path):
+                seen_during_training.append(load_checkpoint(tiny["model_dir"]).episodes)
+
+    config = A3CConfig(
+        **{**tiny, "max_eps": 10**9, "max_seconds": 6.0, "save_every_s": 0.3}
+    )
+    result = A3CAgent(config, callbacks=[Watch()], console=False).train()
+    assert seen_during_training, "no checkpoint appeared before training ended"
+    assert any(0 < e < result.episodes for e in seen_during_training), (
+        seen_during_training[-5:],
+        result.episodes,
+    )

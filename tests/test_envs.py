@@ -16,6 +16,7 @@ from mathy_a3c.envs import (
     ProblemSeed,
     make_env,
     observe,
+    typed_state,
 )
 
 
@@ -161,3 +162,35 @@ def test_complex_action_that_raises_is_a_losing_terminal_step():
     assert result.done and not result.win
     assert result.reward == -1.0
     assert "ValueError applying Associative Group at node 11" in result.error
+
+
+def test_history_features_mark_revisits_and_the_last_action():
+    """Revisits are penalised and end episodes, so the model must see them."""
+    task = MathyTask(["poly"], "easy", seed=0)
+    env = task.env
+    first = task.start(typed_state(env, "4x + 2y + 3x^2 + x"))
+    assert not first.history.any() and not first.last.any()
+
+    commute = 1 * MAX_NODES + 3  # commutative swap at the first "+"
+    swapped = task.step(commute).observation
+    assert swapped.history[0] == 0.0  # a new expression
+    assert swapped.history[1 + 1] == 1.0 and swapped.history.sum() == 1.0
+    assert list(np.flatnonzero(swapped.last)) == [3]
+
+    back = task.step(commute)  # swapping again returns to the first expression
+    assert back.expression == "4x + 2y + 3x^2 + x"
+    assert back.observation.history[0] == pytest.approx(1 / 3)
+    assert back.reward < 0  # mathy_envs penalises the revisit
+
+
+def test_typed_problems_are_seen_like_generated_ones():
+    task = MathyTask(["poly"], "easy", seed=0)
+    generated = task.reset()
+    state = typed_state(task.env, "4x + 2y + 3x^2 + x")
+    assert state.agent.problem_type == task.state.agent.problem_type
+    assert state.num_rules == task.state.num_rules == NUM_RULES
+    assert state.max_moves == 4 * 4  # PolySimplify: 4 moves per term
+    typed = observe(task.env, state)
+    np.testing.assert_array_equal(typed.type, generated.type)
+    with pytest.raises(ValueError, match="cannot parse problem '4x \\+\\+'"):
+        typed_state(task.env, "4x ++")

@@ -1,0 +1,105 @@
+"""Choosing actions with a trained policy, and solving one problem step by step.
+
+Three ways to pick an action from a state's masked logits:
+
+* ``greedy``: the most probable valid action;
+* ``no-revisit``: the most probable valid action that does not lead back to an
+  expression already seen in this episode, as long as one exists (greedy play
+  in Mathy mostly fails by swapping terms back and forth until the environment
+  scores a loss; this looks one step ahead to avoid that);
+* ``sample``: draw from the policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .envs import MAX_NODES, MathyTask, Observation
+
+STRATEGIES: tuple[str, ...] = ("greedy", "no-revisit", "sample")
+
+
+def choose_action(
+    task: MathyTask,
+    logits: np.ndarray,
+    observation: Observation,
+    strategy: str = "greedy",
+    rng: np.random.Generator | None = None,
+) -> int:
+    """One action for ``task``'s current state under ``strategy``."""
+    valid = np.flatnonzero(observation.mask)
+    if strategy == "sample":
+        rng = rng or np.random.default_rng()
+        z = logits[valid].astype(np.float64)
+        p = np.exp(z - z.max())
+        return int(rng.choice(valid, p=p / p.sum()))
+    if strategy == "greedy":
+        return int(valid[np.argmax(logits[valid])])
+    if strategy != "no-revisit":
+        raise ValueError(
+            f"Unknown strategy {strategy!r}. Valid strategies: {', '.join(STRATEGIES)}"
+        )
+    assert task.state is not None
+    seen = {step.raw for step in task.state.agent.history}
+    ranked = valid[np.argsort(-logits[valid], kind="stable")]
+    for action in ranked:
+        rule, node = divmod(int(action), MAX_NODES)
+        try:
+            after, _, _ = task.env.get_next_state(task.state, (rule, node))
+        except ValueError:
+            continue
+        if after.agent.problem not in seen:
+            return int(action)
+    return int(ranked[0])
+
+
+@dataclass(frozen=True)
+class Step:
+    rule: str
+    node: int
+    expression: str
+    reward: float
+
+
+@dataclass
+class Solution:
+    """What happened when a policy played one problem."""
+
+    problem: str
+    steps: list[Step] = field(default_factory=list)
+    win: bool = False
+    error: str | None = None
+
+    @property
+    def final(self) -> str:
+        return self.steps[-1].expression if self.steps else self.problem
+
+
+def solve(
+    task: MathyTask,
+    observation: Observation,
+    predict: Callable[[Observation], tuple[np.ndarray, float]],
+    strategy: str = "no-revisit",
+    max_steps: int | None = None,
+    on_step: Callable[[Step], None] | None = None,
+) -> Solution:
+    """Play ``task`` from its current state to the end (or ``max_steps``)."""
+    assert task.state is not None
+    solution = Solution(problem=task.state.agent.problem)
+    rng = np.random.default_rng(0)
+    while max_steps is None or len(solution.steps) < max_steps:
+        logits, _ = predict(observation)
+        action = choose_action(task, logits, observation, strategy, rng)
+        result = task.step(action)
+        step = Step(result.rule, result.node, result.expression, result.reward)
+        solution.steps.append(step)
+        if on_step is not None:
+            on_step(step)
+        if result.done:
+            solution.win, solution.error = result.win, result.error
+            break
+        observation = result.observation
+    return solution
