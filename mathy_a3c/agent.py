@@ -42,6 +42,7 @@ from .checkpoint import (
     has_checkpoint,
     load_checkpoint,
     load_config,
+    remove_stale_temp_files,
     save_checkpoint,
     save_config,
 )
@@ -208,6 +209,7 @@ class A3CAgent:
         """Run ``max_eps`` episodes across ``num_workers`` threads, then save."""
         cfg = self.config
         os.makedirs(cfg.model_dir, exist_ok=True)
+        remove_stale_temp_files(cfg.model_dir)
         save_config(cfg.model_dir, cfg)
         stop = threading.Event()
         episodes = EpisodeCounter(cfg.max_eps)

@@ -61,6 +61,17 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], object]) -> None:
         raise
 
 
+def remove_stale_temp_files(folder: str) -> list[str]:
+    """Delete temporary files a killed save left behind; returns their names."""
+    if not os.path.isdir(folder):
+        return []
+    prefixes = (f".{CHECKPOINT_FILE}.", f".{CONFIG_FILE}.")
+    stale = [n for n in os.listdir(folder) if n.startswith(prefixes)]
+    for name in stale:
+        os.unlink(os.path.join(folder, name))
+    return stale
+
+
 def has_checkpoint(folder: str) -> bool:
     """True when ``folder`` holds a saved model to resume."""
     return os.path.isfile(os.path.join(folder, CHECKPOINT_FILE))

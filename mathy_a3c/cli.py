@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from . import __version__
 from .config import AGENTS, DIFFICULTIES, TOPICS, A3CConfig, ConfigError
+
+if TYPE_CHECKING:  # the agent imports TensorFlow: only inside commands at runtime
+    from .agent import A3CAgent
 
 app = typer.Typer(
     name="mathy",
@@ -53,7 +58,11 @@ def train(
         _DEFAULTS.difficulty, help="Difficulty: " + ", ".join(DIFFICULTIES) + "."
     ),
     workers: int = typer.Option(_DEFAULTS.num_workers, help=_help("num_workers")),
-    episodes: int = typer.Option(_DEFAULTS.max_eps, help=_help("max_eps")),
+    episodes: int = typer.Option(
+        _DEFAULTS.max_eps,
+        help=_help("max_eps") + " Counts this run only: training into a folder "
+        "that holds a model resumes it and runs this many more episodes.",
+    ),
     max_seconds: float = typer.Option(_DEFAULTS.max_seconds, help=_help("max_seconds")),
     update_interval: int = typer.Option(
         _DEFAULTS.update_interval, help=_help("update_interval")
@@ -69,7 +78,17 @@ def train(
     max_grad_norm: float = typer.Option(
         _DEFAULTS.max_grad_norm, help=_help("max_grad_norm")
     ),
-    model_size: int = typer.Option(_DEFAULTS.model_size, help=_help("model_size")),
+    model_size: int | None = typer.Option(
+        None,
+        help=_help("model_size")
+        + f" [default: {_DEFAULTS.model_size}, or the size saved in FOLDER]",
+        show_default=False,
+    ),
+    transfer: str | None = typer.Option(
+        None,
+        help="Start from the weights of the model in this folder (a new optimizer "
+        "and counters). FOLDER must not hold a model yet.",
+    ),
     seed: int = typer.Option(_DEFAULTS.seed, help=_help("seed")),
     save_every: float = typer.Option(
         _DEFAULTS.save_every_s, help=_help("save_every_s")
@@ -81,10 +100,25 @@ def train(
 ) -> None:
     """Train an agent on Mathy TOPICS and save it in FOLDER.
 
+    If FOLDER already holds a model, training resumes it (weights, optimizer
+    state, counters, TensorBoard curves).
+
     Example: mathy train a3c poly output/my_agent --show
     """
     if agent not in AGENTS:
         raise _fail(f"Unknown agent {agent!r}. Valid agents: {', '.join(AGENTS)}")
+    from .checkpoint import CheckpointError, has_checkpoint, load_config
+
+    try:
+        saved_size = load_config(folder).model_size if has_checkpoint(folder) else None
+    except (CheckpointError, ConfigError) as error:
+        raise _fail(str(error)) from None
+    if saved_size is not None and model_size not in (None, saved_size):
+        raise _fail(
+            f"--model-size {model_size} contradicts the model saved in {folder} "
+            f"(model_size {saved_size}); drop the flag to resume, or use a new folder"
+        )
+    model_size = model_size or saved_size or _DEFAULTS.model_size
     try:
         config = A3CConfig(
             topics=[topics],
@@ -114,14 +148,23 @@ def train(
     from .agent import A3CAgent, WorkerError
 
     try:
-        result = A3CAgent(config, progress=progress).train()
+        trainer = A3CAgent(config, progress=progress, transfer=transfer)
+    except CheckpointError as error:
+        raise _fail(str(error)) from None
+    if trainer.resumed:
+        typer.echo(
+            f"Resuming {folder}: {trainer.total_episodes} episodes and "
+            f"{trainer.total_steps} steps so far"
+        )
+    try:
+        result = trainer.train()
     except KeyboardInterrupt:
         raise typer.Exit(code=130) from None
     except WorkerError as error:
-        import traceback
-
         cause = error.__cause__
-        if cause is not None:
+        if cause is not None and not isinstance(cause, FloatingPointError):
+            import traceback
+
             traceback.print_exception(type(cause), cause, cause.__traceback__)
         typer.echo(f"Error: {error}", err=True)
         raise typer.Exit(code=1) from None
@@ -135,3 +178,200 @@ def train(
             f"Profiles: {config.model_dir}/worker_N.profile "
             f"(view with: snakeviz {config.model_dir}/worker_0.profile)"
         )
+
+
+@app.command()
+def simplify(
+    problem: str = typer.Argument(..., help='The problem, e.g. "4x + 2x + 7y^2"'),
+    model: str = typer.Option(..., "--model", "-m", help="A trained model folder."),
+    max_steps: int | None = typer.Option(
+        None, help="Stop after this many steps (default: the move budget)."
+    ),
+    topic: str | None = typer.Option(
+        None, help="Treat the problem as this topic (default: the model's first)."
+    ),
+    strategy: str = typer.Option(
+        "no-revisit",
+        help="greedy, no-revisit (greedy, but never back to an expression already "
+        "seen while another action exists) or sample.",
+    ),
+) -> None:
+    """Simplify PROBLEM step by step with a trained model.
+
+    Exits 0 when the result is fully simplified and 1 when it is not.
+    """
+    from .inference import STRATEGIES
+
+    if strategy not in STRATEGIES:
+        raise _fail(
+            f"Unknown strategy {strategy!r}. Valid strategies: {', '.join(STRATEGIES)}"
+        )
+    if topic is not None and topic not in TOPICS:
+        raise _fail(f"Unknown topic {topic!r}. Valid topics: {', '.join(TOPICS)}")
+    if max_steps is not None and max_steps < 1:
+        raise _fail(f"--max-steps must be >= 1; got {max_steps}")
+    from mathy_core.parser import ExpressionParser
+
+    try:
+        ExpressionParser().parse(problem)  # fail fast, before TensorFlow loads
+    except Exception as error:
+        raise _fail(f"cannot parse problem {problem!r}: {error}") from None
+    agent = _load(model)
+    typer.echo(f"Problem: {problem}")
+    count = iter(range(1, 1 << 30))
+    try:
+        solution = agent.simplify(
+            problem,
+            topic=topic,
+            strategy=strategy,
+            max_steps=max_steps,
+            on_step=lambda step: typer.echo(
+                f"  {next(count):>3} | {step.rule[:26]:<26} @{step.node:<3} | "
+                f"{step.expression}"
+            ),
+        )
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    if solution.win:
+        typer.echo(f"Simplified: {solution.final} ({len(solution.steps)} steps)")
+        return
+    why = f" ({solution.error})" if solution.error else ""
+    typer.echo(
+        f"Not simplified: {solution.final} after {len(solution.steps)} steps{why}"
+    )
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def evaluate(
+    folder: str = typer.Argument(..., help="A trained model folder."),
+    topics: str | None = typer.Option(
+        None, help="Comma-separated topics (default: the ones the model trained on)."
+    ),
+    difficulty: str | None = typer.Option(
+        None, help="easy, normal or hard (default: the model's)."
+    ),
+    problems: int = typer.Option(200, help="Generated problems per topic."),
+    seed: int = typer.Option(
+        0, help="Seed of the generated problems (training never uses a bare seed)."
+    ),
+    problems_file: str | None = typer.Option(
+        None,
+        help="Also evaluate problems from this file: one per line, '#' comments, "
+        "'# group: NAME' lines start a group.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Win rates of a trained model: greedy, no-revisit and random play."""
+    import json
+
+    from .checkpoint import CheckpointError, load_config
+
+    try:
+        saved = load_config(folder)
+        config = saved.replace(
+            topics=[topics] if topics else saved.topics,
+            difficulty=difficulty or saved.difficulty,
+        )
+    except (CheckpointError, ConfigError) as error:
+        raise _fail(str(error)) from None
+    if problems < 1:
+        raise _fail(f"--problems must be >= 1; got {problems}")
+    if seed < 0:
+        raise _fail(f"--seed must be >= 0; got {seed}")
+    from .evaluation import (
+        evaluate as run,
+    )
+    from .evaluation import (
+        generated_states,
+        read_problems,
+        typed_states,
+    )
+
+    sets: list[tuple[str, str, list]] = []  # (topic, label, states)
+    for topic in config.topics:
+        states = generated_states(topic, config.difficulty, problems, seed)
+        sets.append((topic, f"generated {config.difficulty}", states))
+    if problems_file is not None:
+        try:
+            written = read_problems(problems_file)
+            for group in dict.fromkeys(g for g, _ in written):
+                texts = [t for g, t in written if g == group]
+                topic = config.topics[0]
+                states = typed_states(topic, texts, config.difficulty)
+                sets.append((topic, f"file: {group}", states))
+        except (OSError, ValueError) as error:
+            raise _fail(f"--problems-file {problems_file}: {error}") from None
+    agent = _load(folder)
+    rows = []
+    for topic, label, states in sets:
+        greedy = run(topic, states, agent.network.predict, "greedy", config.difficulty)
+        safe = run(
+            topic, states, agent.network.predict, "no-revisit", config.difficulty
+        )
+        rand = run(topic, states, None, difficulty=config.difficulty, seed=seed)
+        rows.append(
+            {
+                "topic": topic,
+                "set": label,
+                "problems": greedy.problems,
+                "greedy_win_rate": round(greedy.win_rate, 4),
+                "no_revisit_win_rate": round(safe.win_rate, 4),
+                "greedy_mean_steps": round(greedy.mean_steps, 2),
+                "random_win_rate": round(rand.win_rate, 4),
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps({"model": folder, "seed": seed, "results": rows}))
+        return
+    header = (
+        f"{'topic':<26} {'set':<36} {'problems':>8} {'greedy':>7} "
+        f"{'no-revisit':>10} {'steps':>6} {'random':>7}"
+    )
+    typer.echo(header)
+    typer.echo("-" * len(header))
+    for r in rows:
+        typer.echo(
+            f"{r['topic']:<26} {r['set']:<36} {r['problems']:>8} "
+            f"{r['greedy_win_rate']:>7.3f} {r['no_revisit_win_rate']:>10.3f} "
+            f"{r['greedy_mean_steps']:>6.2f} {r['random_win_rate']:>7.3f}"
+        )
+
+
+@app.command()
+def problems(
+    topic: str = typer.Argument(..., help="A topic: " + ", ".join(TOPICS) + "."),
+    difficulty: str = typer.Option("easy", help="easy, normal or hard."),
+    number: int = typer.Option(10, help="How many problems to print."),
+    seed: int = typer.Option(0, help="Seed of the problem generator."),
+) -> None:
+    """Print generated problems of TOPIC with their complexity."""
+    if topic not in TOPICS:
+        raise _fail(f"Unknown topic {topic!r}. Valid topics: {', '.join(TOPICS)}")
+    if difficulty not in DIFFICULTIES:
+        raise _fail(
+            f"difficulty must be one of {', '.join(DIFFICULTIES)}; got {difficulty!r}"
+        )
+    if number < 1:
+        raise _fail(f"--number must be >= 1; got {number}")
+    from .envs import MathyTask
+
+    task = MathyTask([topic], difficulty, seed=seed)
+    typer.echo(f"{'complexity':>10}  {'moves':>5}  problem")
+    for _ in range(number):
+        task.reset()
+        assert task.state is not None
+        complexity = task.last_complexity
+        typer.echo(f"{complexity:>10}  {task.state.max_moves:>5}  {task.problem}")
+
+
+def _load(folder: str) -> A3CAgent:
+    """The trained agent in ``folder``, or a one-line error and exit code 2."""
+    from .checkpoint import CheckpointError
+
+    try:
+        from .agent import A3CAgent
+
+        return A3CAgent.load(folder)
+    except (CheckpointError, ConfigError) as error:
+        raise _fail(str(error)) from None

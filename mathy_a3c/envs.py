@@ -289,6 +289,8 @@ class MathyTask:
         self.env: MathyEnv = self.envs[self.topic]
         self.state: MathyEnvState | None = None
         self.problem = ""
+        #: The generator's complexity (its number of terms) of the last problem.
+        self.last_complexity = 0
 
     def reset(self) -> Observation:
         """Start an episode on a new problem of the next topic."""
@@ -305,6 +307,7 @@ class MathyTask:
             except ValueError:
                 continue  # too many nodes for the model: draw another problem
             self.state, self.problem = state, problem.text
+            self.last_complexity = problem.complexity
             return observation
 
     def start(self, state: MathyEnvState) -> Observation:

@@ -10,7 +10,7 @@ import pytest
 
 from mathy_a3c import A3CAgent, A3CConfig, WorkerError
 from mathy_a3c.callbacks import Callback
-from mathy_a3c.checkpoint import load_checkpoint, load_config
+from mathy_a3c.checkpoint import CheckpointError, load_checkpoint, load_config
 from mathy_a3c.envs import MathyTask
 
 
@@ -150,3 +150,99 @@ def test_checkpoints_are_written_periodically_during_training(tiny):
         seen_during_training[-5:],
         result.episodes,
     )
+
+
+# -- resume, transfer, load (issue: use what was trained) ----------------------
+
+
+def _iterations(agent):
+    return int(agent.global_model.optimizer.iterations.numpy())
+
+
+def test_training_again_into_a_folder_resumes_it(tiny):
+    first = A3CAgent(A3CConfig(**tiny), console=False)
+    first.train()
+    saved = load_checkpoint(tiny["model_dir"])
+    second = A3CAgent(A3CConfig(**{**tiny, "max_eps": 4, "lr": 1e-3}), console=False)
+    assert second.resumed
+    assert (second.total_episodes, second.total_steps) == (6, saved.steps)
+    assert _iterations(second) == _iterations(first) > 0
+    for a, b in zip(
+        second.network.get_weights(), first.network.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    lr = float(second.global_model.optimizer.learning_rate.numpy())
+    assert lr == pytest.approx(1e-3)  # the new run's learning rate, not the saved
+    result = second.train()
+    assert result.episodes == 4  # max_eps counts this run
+    assert load_checkpoint(tiny["model_dir"]).episodes == 10
+
+
+def test_resume_refuses_a_different_model_size(tiny):
+    A3CAgent(A3CConfig(**tiny), console=False).train()
+    with pytest.raises(CheckpointError, match="model_size 8, but model_size 16"):
+        A3CAgent(A3CConfig(**{**tiny, "model_size": 16}), console=False)
+
+
+def test_loaded_model_gives_the_same_action_probabilities(tiny):
+    trained = A3CAgent(A3CConfig(**tiny), console=False)
+    trained.train()
+    loaded = A3CAgent.load(tiny["model_dir"])
+    task = MathyTask(["poly"], "normal", seed=4)
+    for _ in range(5):
+        obs = task.reset()
+        np.testing.assert_allclose(
+            loaded.action_probabilities(obs),
+            trained.action_probabilities(obs),
+            rtol=1e-6,
+            atol=1e-9,
+        )
+        assert loaded.predict(obs) == trained.predict(obs)
+        assert obs.mask[loaded.predict(obs, greedy=False)] == 1.0
+
+
+def test_simplify_plays_a_typed_problem(tiny):
+    A3CAgent(A3CConfig(**tiny), console=False).train()
+    agent = A3CAgent.load(tiny["model_dir"])
+    solution = agent.simplify("4x + 2x", max_steps=30)
+    assert solution.problem == "4x + 2x" and solution.steps
+    assert solution.win == (solution.final == "6x")
+    with pytest.raises(ValueError, match="cannot parse"):
+        agent.simplify("4x ++")
+
+
+def test_transfer_copies_weights_and_starts_a_fresh_optimizer(tiny, tmp_path):
+    source = A3CAgent(A3CConfig(**tiny), console=False)
+    source.train()
+    config = A3CConfig(**{**tiny, "model_dir": str(tmp_path / "new")})
+    moved = A3CAgent(config, console=False, transfer=tiny["model_dir"])
+    assert not moved.resumed and moved.total_episodes == 0
+    assert _iterations(moved) == 0
+    for a, b in zip(
+        moved.network.get_weights(), source.network.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        A3CAgent(config, console=False, transfer=str(tmp_path / "missing"))
+    wrong = A3CConfig(**{**tiny, "model_dir": str(tmp_path / "x"), "model_size": 12})
+    with pytest.raises(CheckpointError, match="model_size 8, but model_size 12"):
+        A3CAgent(wrong, console=False, transfer=tiny["model_dir"])
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny, monkeypatch):
+    A3CAgent(A3CConfig(**tiny), console=False).train()
+    before = load_checkpoint(tiny["model_dir"])
+    original = MathyTask.step
+
+    def poisoned(self, action):
+        return original(self, action)._replace(reward=float("nan"))
+
+    monkeypatch.setattr(MathyTask, "step", poisoned)
+    agent = A3CAgent(A3CConfig(**{**tiny, "max_eps": 50}), console=False)
+    with pytest.raises(WorkerError, match="non-finite loss") as info:
+        agent.train()
+    assert isinstance(info.value.__cause__, FloatingPointError)
+    after = load_checkpoint(tiny["model_dir"])
+    assert after.episodes == before.episodes
+    for path, value in before.weights.items():
+        np.testing.assert_array_equal(after.weights[path], value)

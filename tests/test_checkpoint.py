@@ -88,3 +88,13 @@ def test_assign_by_path_rejects_a_different_model(tmp_path):
         assign_by_path(
             [Var("other/kernel", (2, 2))], {"dense/kernel": np.ones((2, 2))}, "weights"
         )
+
+
+def test_stale_temp_files_from_a_killed_save_are_removed(tmp_path):
+    from mathy_a3c.checkpoint import remove_stale_temp_files
+
+    _save(tmp_path)
+    (tmp_path / ".checkpoint.npz.abc123").write_bytes(b"half")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert remove_stale_temp_files(str(tmp_path)) == [".checkpoint.npz.abc123"]
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz", "notes.txt"]

@@ -1,5 +1,6 @@
 """The ``mathy`` command, run the way users run it."""
 
+import json
 import os
 import shutil
 import signal
@@ -151,3 +152,152 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     assert "Interrupted: stopped 2 workers" in err
     assert "Traceback" not in err
     assert load_checkpoint(str(folder)).episodes >= 1
+
+
+# -- using a trained model -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli") / "agent"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "a3c",
+            "poly",
+            str(folder),
+            "--episodes",
+            "8",
+            *TINY,
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return str(folder)
+
+
+def test_train_again_resumes_and_refuses_a_different_model_size(trained):
+    again = runner.invoke(
+        app,
+        [
+            "train",
+            "a3c",
+            "poly",
+            trained,
+            "--episodes",
+            "2",
+            "--workers",
+            "2",
+            "--no-progress",
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    assert "Resuming" in again.output and "model_size" not in again.output
+    wrong = runner.invoke(app, ["train", "a3c", "poly", trained, "--model-size", "32"])
+    assert wrong.exit_code == 2
+    assert "Error: --model-size 32 contradicts the model saved in" in wrong.output
+
+
+def test_transfer_from_a_folder_without_a_model_is_a_clear_error(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "a3c",
+            "poly",
+            str(tmp_path / "new"),
+            "--transfer",
+            str(tmp_path / "nothing"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_simplify_prints_every_step_and_exits_by_outcome(trained):
+    result = runner.invoke(
+        app,
+        ["simplify", "4x + 2x + 7y^2 + y^2", "--model", trained, "--max-steps", "20"],
+    )
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "Problem: 4x + 2x + 7y^2 + y^2"
+    assert all(" | " in line for line in lines[1:-1]) and len(lines) >= 3
+    if result.exit_code == 0:
+        assert lines[-1].startswith("Simplified: ")
+    else:
+        assert result.exit_code == 1 and lines[-1].startswith("Not simplified: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["simplify", "4x ++", "--model", "MODEL"], "cannot parse problem '4x ++'"),
+        (
+            ["simplify", "4x", "--model", "/no/such/folder"],
+            "Model folder '/no/such/folder' does not exist",
+        ),
+        (
+            ["simplify", "4x", "--model", "MODEL", "--strategy", "best"],
+            "Unknown strategy 'best'",
+        ),
+        (["evaluate", "/no/such/folder"], "does not exist"),
+        (["problems", "polly"], "Unknown topic 'polly'. Valid topics: poly,"),
+        (["problems", "poly", "--difficulty", "medium"], "difficulty must be one of"),
+    ],
+)
+def test_bad_input_to_the_model_commands(args, message, trained):
+    args = [trained if a == "MODEL" else a for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_corrupt_checkpoint_is_named_not_a_stack_trace(tmp_path, trained):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(trained, broken)
+    (broken / "checkpoint.npz").write_bytes(b"\x00garbage")
+    result = runner.invoke(app, ["simplify", "4x + 2x", "--model", str(broken)])
+    assert result.exit_code == 2
+    assert "checkpoint.npz is corrupt or unreadable" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_evaluate_prints_a_table_and_json(trained, tmp_path):
+    problems = tmp_path / "mine.txt"
+    problems.write_text(
+        "# my problems\n# group: pairs\n4x + 2x  # easy one\n\n"
+        "7y + 3y\n# group: far\n3x + 2y + 4x\n"
+    )
+    table = runner.invoke(
+        app, ["evaluate", trained, "--problems", "10", "--problems-file", str(problems)]
+    )
+    assert table.exit_code == 0, table.output
+    assert "no-revisit" in table.output and "random" in table.output
+    assert "file: pairs" in table.output and "file: far" in table.output
+    result = runner.invoke(app, ["evaluate", trained, "--problems", "10", "--json"])
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    (row,) = data["results"]
+    assert row["topic"] == "poly" and row["problems"] == 10
+    for key in (
+        "greedy_win_rate",
+        "no_revisit_win_rate",
+        "greedy_mean_steps",
+        "random_win_rate",
+    ):
+        assert 0.0 <= row[key] <= 30
+
+
+def test_problems_prints_generated_problems_with_complexity():
+    result = runner.invoke(app, ["problems", "poly", "--number", "5"])
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert lines[0].split()[:2] == ["complexity", "moves"]
+    assert len(lines) == 6
+    for line in lines[1:]:
+        complexity, moves, problem = line.split(maxsplit=2)
+        assert int(moves) == 4 * int(complexity) and "+" in problem

@@ -194,3 +194,21 @@ def test_typed_problems_are_seen_like_generated_ones():
     np.testing.assert_array_equal(typed.type, generated.type)
     with pytest.raises(ValueError, match="cannot parse problem '4x \\+\\+'"):
         typed_state(task.env, "4x ++")
+
+
+def test_mathy_envs_reset_with_input_differs_and_is_not_used():
+    """Pin the mathy_envs 0.12.5 behaviour that typed_state works around."""
+    import gymnasium as gym
+    import mathy_envs.gym  # noqa: F401  (registers the ids)
+
+    wrapper = gym.make("mathy-poly-easy-v0").unwrapped
+    wrapper.reset_with_input("4x + 2y + 3x^2 + x")
+    theirs = wrapper.state
+    assert theirs.agent.problem_type == "mathy.unknown"
+    assert theirs.num_rules == 0 and theirs.max_moves == 16
+
+    ours = typed_state(make_env("poly"), "4x + 2y + 3x^2 + x")
+    assert ours.agent.problem_type == "mathy.polynomials.simplify"
+    assert ours.num_rules == NUM_RULES and ours.max_moves == 16  # 4 terms x 4
+    long = typed_state(make_env("poly"), "x + 2y + 3z + 4w + 5v + 6u + 7t")
+    assert long.max_moves == 28  # follows the environment's rule, not a fixed 16

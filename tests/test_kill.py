@@ -1,0 +1,95 @@
+"""SIGKILL at random moments, mid-save included, never loses the model."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from mathy_a3c import A3CAgent
+from mathy_a3c.checkpoint import load_checkpoint
+
+TRAIN = [
+    "--workers",
+    "2",
+    "--model-size",
+    "8",
+    "--update-interval",
+    "8",
+    "--no-progress",
+]
+
+
+def _start(folder):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mathy_a3c",
+            "train",
+            "a3c",
+            "poly",
+            str(folder),
+            "--episodes",
+            "1000000",
+            "--save-every",
+            "0.02",
+            *TRAIN,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+
+
+def _wait_for_training(proc, deadline_s=120):
+    deadline = time.monotonic() + deadline_s
+    for line in proc.stdout:  # an episode line: the model is training
+        if " ep " in line or time.monotonic() > deadline:
+            return
+
+
+def test_sigkill_at_random_moments_leaves_a_folder_that_loads_and_resumes(tmp_path):
+    folder = tmp_path / "agent"
+    rng = random.Random(7)
+    kills, episodes = 0, []
+    for _ in range(4):
+        proc = _start(folder)
+        _wait_for_training(proc)
+        time.sleep(rng.uniform(0.0, 1.5))  # saves happen every 20 ms
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        kills += 1
+        checkpoint = load_checkpoint(str(folder))  # complete, never half-written
+        assert all(np.all(np.isfinite(w)) for w in checkpoint.weights.values())
+        episodes.append(checkpoint.episodes)
+        agent = A3CAgent.load(str(folder))
+        assert agent.total_episodes == checkpoint.episodes
+    assert kills == 4
+    assert episodes == sorted(episodes)  # every run resumed the one before
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mathy_a3c",
+            "train",
+            "a3c",
+            "poly",
+            str(folder),
+            "--episodes",
+            "4",
+            *TRAIN,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Resuming" in done.stdout
+    assert load_checkpoint(str(folder)).episodes == episodes[-1] + 4
+    assert not [n for n in os.listdir(folder) if n.startswith(".checkpoint")]
