@@ -8,10 +8,13 @@ In one run, on the same topic and difficulty, it measures:
   (``mathy-poly-easy-v0``), one process: the rate users know;
 * ``raw_env``: random valid actions through ``mathy_a3c.envs.MathyTask`` (the
   same mathy_envs environment plus this library's observation), one process;
-* ``train_N``: A3C training env-steps/s with N worker threads (1, 2, 4),
-  counted after a warm-up so start-up and tracing are excluded;
-* the ratio of each training rate to each raw rate, so the ratios hold on a
-  noisy machine.
+* ``BACKEND_N``: A3C training env-steps/s with N workers (1, 2, 4) for each
+  backend (threads, processes), counted from ``--warmup`` seconds after the
+  first finished episode, so start-up and tracing are excluded;
+* the ratio of each training rate to each raw rate, and of each processes rate
+  to the threads rate with the same number of workers;
+* ``transport_ms``: what one update costs on the processes backend's pipe:
+  gradients there and weights back, pickled, between two processes.
 
 The last line printed is one JSON object.
 """
@@ -66,20 +69,19 @@ def raw_task_rate(topic: str, difficulty: str, seconds: float, seed: int) -> flo
 
 
 class Rate(Callback):
-    """Env steps per second after ``warmup`` seconds of training."""
+    """Env steps per second, from ``warmup`` seconds after the first episode."""
 
     def __init__(self, warmup: float) -> None:
         self.warmup = warmup
-        self.start = time.perf_counter()
+        self.first: float | None = None
         self.mark: tuple[float, int] | None = None
         self.last: tuple[float, int] | None = None
 
-    def on_start(self, total_episodes: int, stats: RunStats) -> None:
-        self.start = time.perf_counter()
-
     def on_episode(self, report, stats: RunStats) -> None:
         now = time.perf_counter()
-        if self.mark is None and now - self.start >= self.warmup:
+        if self.first is None:
+            self.first = now
+        if self.mark is None and now - self.first >= self.warmup:
             self.mark = (now, stats.steps)
         self.last = (now, stats.steps)
 
@@ -90,20 +92,61 @@ class Rate(Callback):
         return (self.last[1] - self.mark[1]) / (self.last[0] - self.mark[0])
 
 
-def train_rate(args: argparse.Namespace, workers: int) -> float:
+def train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         config = A3CConfig(
             topics=[args.topic],
             difficulty=args.difficulty,
             model_dir=folder,
+            backend=backend,
             num_workers=workers,
             max_eps=10**9,
-            max_seconds=args.seconds + args.warmup,
             seed=args.seed,
         )
         rate = Rate(args.warmup)
-        A3CAgent(config, callbacks=[rate], console=False).train()
+
+        class Budget(Callback):  # stop once the measured window is long enough
+            def on_episode(self, report, stats: RunStats) -> None:
+                if rate.mark and time.perf_counter() - rate.mark[0] >= args.seconds:
+                    raise _Done
+
+        try:
+            A3CAgent(config, callbacks=[rate, Budget()], console=False).train()
+        except _Done:
+            pass
         return rate.value
+
+
+class _Done(Exception):
+    pass
+
+
+def _echo(conn) -> None:  # a stand-in worker process for the transport timing
+    while (message := conn.recv()) is not None:
+        conn.send(message)
+
+
+def transport_ms(rounds: int = 200) -> float:
+    """One update's pipe traffic: this model's gradients there, weights back."""
+    import multiprocessing
+
+    from mathy_a3c.model import ActorCritic
+
+    weights = ActorCritic(A3CConfig().model_size).get_weights()
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(target=_echo, args=(child,), daemon=True)
+    process.start()
+    parent.send(("update", weights))
+    parent.recv()
+    start = time.perf_counter()
+    for _ in range(rounds):
+        parent.send(("update", weights))
+        parent.recv()
+    elapsed = time.perf_counter() - start
+    parent.send(None)
+    process.join(timeout=10)
+    return elapsed / rounds * 1000
 
 
 def main() -> None:
@@ -113,6 +156,7 @@ def main() -> None:
     parser.add_argument("--topic", default="poly")
     parser.add_argument("--difficulty", default="easy")
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--backends", default="threads,processes")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -130,15 +174,29 @@ def main() -> None:
     result["raw_env_steps_per_s"] = round(raw_env, 1)
     print(f"raw gymnasium env, random valid actions: {raw_gym:8.1f} steps/s")
     print(f"raw MathyTask,     random valid actions: {raw_env:8.1f} steps/s")
-    for workers in (int(w) for w in args.workers.split(",")):
-        rate = train_rate(args, workers)
-        result[f"train_{workers}_steps_per_s"] = round(rate, 1)
-        result[f"train_{workers}_vs_raw_gym"] = round(rate / raw_gym, 3)
-        result[f"train_{workers}_vs_raw_env"] = round(rate / raw_env, 3)
-        print(
-            f"training, {workers} worker thread(s): {rate:8.1f} steps/s "
-            f"= {rate / raw_gym:.2f}x raw gym, {rate / raw_env:.2f}x raw env"
-        )
+    result["transport_ms"] = round(transport_ms(), 3)
+    print(f"processes transport: {result['transport_ms']:.2f} ms per update")
+    rates: dict[tuple[str, int], float] = {}
+    print(
+        f"{'backend':<10} {'workers':>7} {'steps/s':>9} {'x raw gym':>9} "
+        f"{'x raw env':>9} {'x threads':>9}"
+    )
+    for backend in args.backends.split(","):
+        for workers in (int(w) for w in args.workers.split(",")):
+            rate = rates[backend, workers] = train_rate(args, backend, workers)
+            key = f"{backend}_{workers}"
+            result[f"{key}_steps_per_s"] = round(rate, 1)
+            result[f"{key}_vs_raw_gym"] = round(rate / raw_gym, 3)
+            result[f"{key}_vs_raw_env"] = round(rate / raw_env, 3)
+            versus = ""
+            if backend != "threads" and ("threads", workers) in rates:
+                ratio = rate / rates["threads", workers]
+                result[f"{key}_vs_threads"] = round(ratio, 3)
+                versus = f"{ratio:9.2f}"
+            print(
+                f"{backend:<10} {workers:>7} {rate:9.1f} {rate / raw_gym:9.2f} "
+                f"{rate / raw_env:9.2f} {versus:>9}"
+            )
     print(json.dumps(result))
 
 

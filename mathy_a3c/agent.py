@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import queue
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from .backends import RemoteWorkerError, make_backend
 from .callbacks import (
     Callback,
     ConsoleCallback,
@@ -47,14 +47,9 @@ from .checkpoint import (
     save_config,
 )
 from .config import A3CConfig
-from .counting import EpisodeCounter, StepCounter
 from .envs import MathyTask, Observation, typed_state
 from .inference import Solution, Step, solve
 from .model import ActorCritic, GlobalModel, masked_probabilities
-from .worker import Worker
-
-#: Seconds to wait for a worker to finish its current step after a stop.
-JOIN_TIMEOUT_S = 60.0
 
 
 class WorkerError(RuntimeError):
@@ -206,38 +201,13 @@ class A3CAgent:
 
     # ------------------------------------------------------------------
     def train(self) -> TrainResult:
-        """Run ``max_eps`` episodes across ``num_workers`` threads, then save."""
+        """Run ``max_eps`` episodes across ``num_workers`` workers, then save."""
         cfg = self.config
         os.makedirs(cfg.model_dir, exist_ok=True)
         remove_stale_temp_files(cfg.model_dir)
         save_config(cfg.model_dir, cfg)
-        stop = threading.Event()
-        episodes = EpisodeCounter(cfg.max_eps)
-        steps = StepCounter()
         reporter = QueueReporter()
-        workers = [
-            Worker(
-                i,
-                cfg,
-                self.global_model,
-                reporter,
-                episodes,
-                steps,
-                stop,
-                first_episode=self.total_episodes,
-            )
-            for i in range(cfg.num_workers)
-        ]
-        errors: list[tuple[int, BaseException]] = []
-        threads = [
-            threading.Thread(
-                target=_run_worker,
-                args=(w, stop, errors),
-                name=f"a3c-worker-{w.id}",
-                daemon=True,
-            )
-            for w in workers
-        ]
+        backend = make_backend(cfg, self.global_model, reporter, self.total_episodes)
         callbacks: list[Callback] = [
             TensorBoardCallback(
                 os.path.join(cfg.model_dir, "tensorboard"),
@@ -253,46 +223,43 @@ class A3CAgent:
             cb.on_start(cfg.max_eps, stats)
         start = time.perf_counter()
         last_save = time.monotonic()
-        for t in threads:
-            t.start()
         try:
-            while not errors and any(t.is_alive() for t in threads):
-                _drain(reporter, callbacks, stats, timeout=0.1)
+            backend.start()
+            while not backend.errors and backend.alive():
+                backend.poll(timeout=0.05)
+                _drain(reporter, callbacks, stats)
                 elapsed = time.perf_counter() - start
                 if cfg.max_seconds and elapsed >= cfg.max_seconds:
-                    episodes.close()
+                    backend.close()
                 if time.monotonic() - last_save >= cfg.save_every_s:
                     self._save(stats)
                     last_save = time.monotonic()
         except KeyboardInterrupt:
-            stop.set()
-            _join(threads)
-            _drain(reporter, callbacks, stats, timeout=0.0)
+            backend.stop()
+            _drain(reporter, callbacks, stats)
             for cb in callbacks:
                 cb.on_end(stats)
             path = self._save(stats)
             print(
-                f"\nInterrupted: stopped {len(threads)} workers after "
-                f"{stats.episodes} episodes; model saved to {path}",
+                f"\nInterrupted: stopped {cfg.num_workers} workers ({backend.name}) "
+                f"after {stats.episodes} episodes; model saved to {path}",
                 file=sys.stderr,
             )
             raise
         except BaseException:  # a failing callback: stop the workers, then fail
-            stop.set()
-            _join(threads)
+            backend.stop()
             raise
-        stop.set()
-        _join(threads)
-        _drain(reporter, callbacks, stats, timeout=0.0)
+        backend.stop()
+        _drain(reporter, callbacks, stats)
         for cb in callbacks:
             cb.on_end(stats)
-        if errors:
-            worker_id, error = errors[0]
-            if not isinstance(error, FloatingPointError):
+        if backend.errors:
+            worker_id, error = backend.errors[0]
+            if not _is_numerical(error):
                 self._save(stats)
             raise WorkerError(
                 f"worker {worker_id} failed, training stopped: "
-                f"{type(error).__name__}: {error}"
+                f"{type(error).__name__}: {_summary(error)}"
             ) from error
         path = self._save(stats)
         self.total_episodes += stats.episodes
@@ -330,43 +297,28 @@ class A3CAgent:
         )
 
 
-def _run_worker(
-    worker: Worker, stop: threading.Event, errors: list[tuple[int, BaseException]]
-) -> None:
-    try:
-        worker.run()
-    except BaseException as error:  # handed to the main thread, re-raised there
-        errors.append((worker.id, error))
-        stop.set()
+def _is_numerical(error: BaseException) -> bool:
+    text = str(error)
+    return isinstance(error, FloatingPointError) or "FloatingPointError" in text
 
 
-def _join(threads: list[threading.Thread]) -> None:
-    deadline = time.monotonic() + JOIN_TIMEOUT_S
-    for t in threads:
-        t.join(timeout=max(0.0, deadline - time.monotonic()))
-    stuck = [t.name for t in threads if t.is_alive()]
-    if stuck:
-        print(f"warning: workers still running after stop: {stuck}", file=sys.stderr)
+def _summary(error: BaseException) -> str:
+    """The last line of a remote traceback, or the message itself."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if isinstance(error, RemoteWorkerError) and lines else str(error)
 
 
-def _drain(
-    reporter: QueueReporter,
-    callbacks: list[Callback],
-    stats: RunStats,
-    timeout: float,
-) -> None:
-    """Dispatch the events queued now; wait up to ``timeout`` for the first one.
+def _drain(reporter: QueueReporter, callbacks: list[Callback], stats: RunStats) -> None:
+    """Dispatch the events queued now to the callbacks, in order.
 
     Events that arrive while draining wait for the next call, so the caller's
     loop keeps control even when workers report faster than callbacks run.
     """
-    block = timeout > 0
-    for _ in range(max(1, reporter.events.qsize())):
+    for _ in range(reporter.events.qsize()):
         try:
-            kind, payload = reporter.events.get(block=block, timeout=timeout or None)
+            kind, payload = reporter.events.get_nowait()
         except queue.Empty:
             return
-        block = False
         if kind == "episode":
             stats.add(payload)
             for cb in callbacks:

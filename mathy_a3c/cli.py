@@ -58,6 +58,10 @@ def train(
         _DEFAULTS.difficulty, help="Difficulty: " + ", ".join(DIFFICULTIES) + "."
     ),
     workers: int = typer.Option(_DEFAULTS.num_workers, help=_help("num_workers")),
+    backend: str = typer.Option(_DEFAULTS.backend, help=_help("backend")),
+    ray_address: str = typer.Option(
+        _DEFAULTS.ray_address, help=_help("ray_address"), show_default=False
+    ),
     episodes: int = typer.Option(
         _DEFAULTS.max_eps,
         help=_help("max_eps") + " Counts this run only: training into a folder "
@@ -125,6 +129,8 @@ def train(
             difficulty=difficulty,
             model_dir=folder,
             num_workers=workers,
+            backend=backend,
+            ray_address=ray_address,
             max_eps=episodes,
             max_seconds=max_seconds,
             update_interval=update_interval,
@@ -144,6 +150,14 @@ def train(
         )
     except ConfigError as error:
         raise _fail(str(error)) from None
+    if config.backend == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise _fail(
+                "--backend ray needs Ray, an optional extra: "
+                "pip install 'mathy-a3c[ray]'"
+            )
 
     from .agent import A3CAgent, WorkerError
 

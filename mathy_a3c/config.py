@@ -27,6 +27,9 @@ TOPICS: tuple[str, ...] = (
 #: Problem difficulties offered by every Mathy topic.
 DIFFICULTIES: tuple[str, ...] = ("easy", "normal", "hard")
 
+#: Where workers run (see mathy_a3c.backends).
+BACKENDS: tuple[str, ...] = ("threads", "processes", "ray")
+
 #: Agents that ``mathy train`` knows.
 AGENTS: tuple[str, ...] = ("a3c",)
 
@@ -72,6 +75,18 @@ class A3CConfig:
         "Worker threads, each with its own environment and local model. More "
         "workers than cores still add diversity when worker_wait > 0.",
     )
+    backend: str = _field(
+        "threads",
+        "Where workers run: threads (classic A3C: one process, shared model), "
+        "processes (one OS process per worker, gradients sent to this process; "
+        "scales past the GIL) or ray (Ray actors, on this machine or a cluster; "
+        "needs pip install 'mathy-a3c[ray]').",
+    )
+    ray_address: str = _field(
+        "",
+        "With backend ray: the address of a Ray cluster to join (e.g. "
+        "ray://head:10001). Empty starts a local Ray runtime for the run.",
+    )
     update_interval: int = _field(
         16,
         "Steps a worker rolls out before it computes gradients and updates the "
@@ -82,7 +97,7 @@ class A3CConfig:
         "Milliseconds every worker except worker 0 sleeps between actions.",
     )
     max_eps: int = _field(
-        500, "Episodes to train for, counted across all workers (exact)."
+        2000, "Episodes to train for, counted across all workers (exact)."
     )
     max_seconds: float = _field(
         0.0,
@@ -159,6 +174,10 @@ class A3CConfig:
             raise ConfigError(
                 f"difficulty must be one of {', '.join(DIFFICULTIES)}; "
                 f"got {self.difficulty!r}"
+            )
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}"
             )
         if not self.model_dir.strip():
             raise ConfigError("model_dir must be a folder path; got an empty string")

@@ -212,6 +212,19 @@ class ActorCritic:
         self._forward = forward
         self._gradients = gradients
         self._read = tf.function(lambda: [tf.identity(v) for v in self.variables])
+        #: Number of trainable parameters; flat vectors have this length.
+        self.size = sum(int(np.prod(v.shape)) for v in self.variables)
+        self._flat_grads = tf.function(lambda: _flatten(self.grads))
+        self._flat_weights = tf.function(lambda: _flatten(self.variables))
+
+        @tf.function(input_signature=[tf.TensorSpec([self.size], tf.float32)])
+        def set_flat(flat):
+            for variable, value in zip(
+                self.variables, _unflatten(flat, self.variables), strict=True
+            ):
+                variable.assign(value)
+
+        self._set_flat = set_flat
         self._copy: Callable[[], None] | None = None
         self._copy_source: ActorCritic | None = None
 
@@ -275,6 +288,29 @@ class ActorCritic:
         for variable, value in zip(self.variables, weights, strict=True):
             variable.assign(value)
 
+    # Flat float32 vectors: one array per message for the processes backend.
+    def flat_gradients(self) -> np.ndarray:
+        """``grads`` as one float32 vector of length ``size``."""
+        return self._flat_grads().numpy()
+
+    def flat_weights(self) -> np.ndarray:
+        """The weights as one float32 vector of length ``size``."""
+        return self._flat_weights().numpy()
+
+    def set_flat_weights(self, flat: np.ndarray) -> None:
+        """Assign weights from a vector made by :meth:`flat_weights`."""
+        self._set_flat(flat)
+
+
+def _flatten(tensors: list) -> tf.Tensor:
+    return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
+
+
+def _unflatten(flat: tf.Tensor, like: list) -> list[tf.Tensor]:
+    sizes = [int(np.prod(v.shape)) for v in like]
+    parts = tf.split(flat, sizes)
+    return [tf.reshape(p, v.shape) for p, v in zip(parts, like, strict=True)]
+
 
 def sample_action(
     logits: np.ndarray, mask: np.ndarray, rng: np.random.Generator
@@ -314,21 +350,27 @@ class GlobalModel:
         self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate, name="adam")
         self.optimizer.build(network.variables)
         self.lock = threading.Lock()
-        grad_sig = [tf.TensorSpec(v.shape, v.dtype) for v in network.variables]
+        variables = network.variables
 
-        @tf.function(input_signature=[grad_sig])
-        def apply(grads):
-            self.optimizer.apply_gradients(zip(grads, network.variables, strict=True))
+        @tf.function(input_signature=[tf.TensorSpec([network.size], tf.float32)])
+        def apply_flat(flat):
+            grads = _unflatten(flat, variables)
+            self.optimizer.apply_gradients(zip(grads, variables, strict=True))
 
-        self._apply = apply
+        self._apply_flat = apply_flat
         self._updates: weakref.WeakKeyDictionary[ActorCritic, Callable[[], None]] = (
             weakref.WeakKeyDictionary()
         )
 
-    def apply(self, grads: list[np.ndarray] | list[tf.Tensor]) -> None:
-        """Apply gradients given as arrays (one at a time, under the lock)."""
+    def apply_flat(self, grads: np.ndarray) -> np.ndarray:
+        """Apply a flat gradient vector; returns the new flat weights.
+
+        This is the processes backend's "apply my gradients, give me the
+        weights", done under the lock like every other update.
+        """
         with self.lock:
-            self._apply(grads)
+            self._apply_flat(grads)
+            return self.network.flat_weights()
 
     def copy_to(self, local: ActorCritic) -> None:
         """Overwrite a local model's weights with the global ones."""

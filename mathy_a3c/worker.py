@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from .config import A3CConfig
-from .counting import EpisodeCounter, StepCounter
+from .counting import StepCounter
 from .envs import MathyTask, Observation, stack
 from .model import ActorCritic, NumpyActor, sample_action
 from .returns import advantages_and_returns
@@ -35,6 +35,16 @@ class Learner(Protocol):
 
     def copy_to(self, local: ActorCritic) -> None:
         """Overwrite a local model's weights with the global ones."""
+
+
+class EpisodeSource(Protocol):
+    """Hands out episode numbers until the run has had ``max_eps`` of them."""
+
+    def claim(self) -> int | None:
+        """The next episode number, or ``None`` when no episode should start."""
+
+    def finish(self) -> int:
+        """Record that a claimed episode finished."""
 
 
 class Reporter(Protocol):
@@ -54,7 +64,7 @@ class Worker:
         config: A3CConfig,
         learner: Learner,
         reporter: Reporter,
-        episodes: EpisodeCounter,
+        episodes: EpisodeSource,
         steps: StepCounter,
         stop: threading.Event,
         first_episode: int = 0,

@@ -70,9 +70,10 @@ def test_global_model_applies_gradients_and_copies_weights(batch):
         np.testing.assert_array_equal(a, b)
     before = shared.network.get_weights()
     actions = [int(np.flatnonzero(m)[0]) for m in batch.mask]
-    grads, _ = local.gradients(batch, actions, np.ones(6), np.ones(6))
-    shared.apply(grads)
+    local.compute_gradients(batch, actions, np.ones(6), np.ones(6))
+    returned = shared.apply_flat(local.flat_gradients())
     after = shared.network.get_weights()
+    np.testing.assert_array_equal(returned, shared.network.flat_weights())
     assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
     assert int(shared.optimizer.iterations.numpy()) == 1
 
@@ -120,3 +121,15 @@ def test_sample_action_only_draws_valid_actions_in_proportion():
     assert set(np.unique(draws)) == {3, 10, 500}
     for action, p in ((3, 0.2), (10, 0.3), (500, 0.5)):
         assert np.mean(draws == action) == pytest.approx(p, abs=0.015)
+
+
+def test_flat_weights_round_trip_and_match_the_variables():
+    source, target = ActorCritic(model_size=8), ActorCritic(model_size=8)
+    flat = source.flat_weights()
+    assert flat.shape == (source.size,) and flat.dtype == np.float32
+    target.set_flat_weights(flat)
+    for a, b in zip(source.get_weights(), target.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(
+        flat, np.concatenate([w.ravel() for w in source.get_weights()])
+    )

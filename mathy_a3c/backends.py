@@ -1,0 +1,485 @@
+"""Where workers run: threads in this process, or separate OS processes.
+
+Both backends run the same :class:`~mathy_a3c.worker.Worker`. It only sees
+three narrow interfaces (a learner, a reporter and an episode source); a
+backend decides what stands behind them:
+
+* ``threads``: the global model itself (gradients applied under a lock), a
+  queue to the main thread, and a shared :class:`EpisodeCounter`;
+* ``processes``: a pipe to the coordinator in the main process, which owns the
+  global model and optimizer. A worker process sends its gradients (numpy) and
+  gets the new global weights back; it asks the coordinator for each episode
+  number, so ``max_eps`` stays exact across processes.
+
+The agent's main loop calls :meth:`Backend.poll` repeatedly; the processes
+backend answers its workers' requests there and queues their episodes for the
+callbacks, exactly like worker threads do.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from typing import Any, Protocol
+
+from .callbacks import QueueReporter
+from .config import A3CConfig
+from .counting import EpisodeCounter, StepCounter
+from .model import ActorCritic, GlobalModel
+from .types import EpisodeReport
+from .worker import Worker
+
+#: Seconds a stopping worker gets to finish its step before it is killed.
+JOIN_TIMEOUT_S = 60.0
+
+
+class RemoteWorkerError(RuntimeError):
+    """An exception raised in a worker process; the message is its traceback."""
+
+
+class Backend(Protocol):
+    name: str
+    errors: list[tuple[int, BaseException]]
+
+    def start(self) -> None: ...
+
+    def poll(self, timeout: float) -> None:
+        """Serve the workers for up to ``timeout`` seconds."""
+
+    def alive(self) -> bool: ...
+
+    def close(self) -> None:
+        """Start no more episodes; episodes under way finish."""
+
+    def stop(self) -> None:
+        """Stop every worker now and wait for them (kill stragglers)."""
+
+
+# -- threads -----------------------------------------------------------------
+class ThreadBackend:
+    """``num_workers`` threads sharing the global model (the classic A3C)."""
+
+    name = "threads"
+
+    def __init__(
+        self,
+        config: A3CConfig,
+        global_model: GlobalModel,
+        reporter: QueueReporter,
+        first_episode: int,
+    ) -> None:
+        self.stop_event = threading.Event()
+        self.episodes = EpisodeCounter(config.max_eps)
+        self.errors: list[tuple[int, BaseException]] = []
+        steps = StepCounter()
+        self.workers = [
+            Worker(
+                i,
+                config,
+                global_model,
+                reporter,
+                self.episodes,
+                steps,
+                self.stop_event,
+                first_episode=first_episode,
+            )
+            for i in range(config.num_workers)
+        ]
+        self.threads = [
+            threading.Thread(
+                target=self._run, args=(w,), name=f"a3c-worker-{w.id}", daemon=True
+            )
+            for w in self.workers
+        ]
+
+    def _run(self, worker: Worker) -> None:
+        try:
+            worker.run()
+        except BaseException as error:  # handed to the main thread, re-raised there
+            self.errors.append((worker.id, error))
+            self.stop_event.set()
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def poll(self, timeout: float) -> None:
+        time.sleep(min(timeout, 0.02))
+
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self.threads)
+
+    def close(self) -> None:
+        self.episodes.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        for t in self.threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in self.threads if t.is_alive()]
+        if stuck:
+            print(
+                f"warning: workers still running after stop: {stuck}", file=sys.stderr
+            )
+
+
+# -- remote workers (processes, ray): one message protocol --------------------
+#
+# worker -> coordinator            coordinator -> worker
+#   ("claim",)                       ("episode", n) | ("stop",)
+#   ("update", flat_gradients)       ("weights", flat_weights) | ("stop",)
+#   ("weights",)                     ("weights", flat_weights)
+#   ("episode", EpisodeReport)       -
+#   ("show", worker, text)           -
+#   ("done",) | ("error", traceback) -
+
+
+class _Link:
+    """A remote worker's view of the coordinator: learner, reporter, episodes."""
+
+    def __init__(
+        self,
+        send: Callable[[tuple], None],
+        recv: Callable[[], tuple],
+        stop: threading.Event,
+    ) -> None:
+        self.send, self.recv, self.stop = send, recv, stop
+
+    def _ask(self, *message: Any) -> Any:
+        self.send(message)
+        reply = self.recv()
+        if reply[0] == "stop":
+            self.stop.set()
+            return None
+        return reply[1]
+
+    # Learner
+    def update(self, local: ActorCritic) -> None:
+        weights = self._ask("update", local.flat_gradients())
+        if weights is not None:
+            local.set_flat_weights(weights)
+
+    def copy_to(self, local: ActorCritic) -> None:
+        weights = self._ask("weights")
+        if weights is not None:
+            local.set_flat_weights(weights)
+
+    # EpisodeSource
+    def claim(self) -> int | None:
+        return None if self.stop.is_set() else self._ask("claim")
+
+    def finish(self) -> int:
+        return 0  # the coordinator counts finished episodes from the reports
+
+    # Reporter
+    def episode(self, report: EpisodeReport) -> None:
+        self.send(("episode", report))
+
+    def show(self, worker: int, text: str) -> None:
+        self.send(("show", worker, text))
+
+
+def _run_remote_worker(
+    worker_id: int,
+    config: dict[str, Any],
+    first_episode: int,
+    send: Callable[[tuple], None],
+    recv: Callable[[], tuple],
+) -> None:
+    """The body of a worker process or Ray actor; reports how it ended."""
+    try:
+        import tensorflow as tf
+
+        # One core per worker: TensorFlow's own thread pools would only fight
+        # the other workers for the same cores.
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        stop = threading.Event()
+        link = _Link(send, recv, stop)
+        worker = Worker(
+            worker_id,
+            A3CConfig.from_dict(config),
+            link,
+            link,
+            link,
+            StepCounter(),
+            stop,
+            first_episode=first_episode,
+        )
+        worker.run()
+        send(("done",))
+    except BaseException:
+        try:
+            send(("error", traceback.format_exc()))
+        except Exception:
+            pass
+
+
+class _Coordinator:
+    """Answers remote workers: owns the episode counter, applies gradients."""
+
+    def __init__(
+        self, config: A3CConfig, global_model: GlobalModel, reporter: QueueReporter
+    ) -> None:
+        self.global_model = global_model
+        self.reporter = reporter
+        self.episodes = EpisodeCounter(config.max_eps)
+        self.errors: list[tuple[int, BaseException]] = []
+        self.stopping = False
+        self.open: set[int] = set(range(config.num_workers))
+
+    def handle(
+        self, worker: int, message: tuple, reply: Callable[[tuple], None]
+    ) -> None:
+        kind = message[0]
+        if kind == "episode":
+            self.episodes.finish()
+            self.reporter.episode(message[1])
+        elif kind == "show":
+            self.reporter.show(message[1], message[2])
+        elif kind == "claim":
+            episode = None if self.stopping else self.episodes.claim()
+            reply(("stop",) if episode is None else ("episode", episode))
+        elif kind == "update":
+            if self.stopping:
+                reply(("stop",))
+            else:
+                reply(("weights", self.global_model.apply_flat(message[1])))
+        elif kind == "weights":
+            with self.global_model.lock:
+                reply(("weights", self.global_model.network.flat_weights()))
+        elif kind == "done":
+            self.open.discard(worker)
+        elif kind == "error":
+            self.open.discard(worker)
+            self.errors.append((worker, RemoteWorkerError(message[1])))
+
+    def lost(self, worker: int, why: str) -> None:
+        """A worker vanished without saying goodbye."""
+        if worker in self.open:
+            self.open.discard(worker)
+            if not self.stopping:
+                self.errors.append((worker, RemoteWorkerError(why)))
+
+    def alive(self) -> bool:
+        return bool(self.open)
+
+    def close(self) -> None:
+        self.episodes.close()
+
+
+# -- processes ---------------------------------------------------------------
+def _process_main(
+    worker_id: int, config: dict[str, Any], first_episode: int, conn: Connection
+) -> None:
+    """Entry point of a worker process (spawned: a fresh interpreter)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's job
+    try:
+        _run_remote_worker(worker_id, config, first_episode, conn.send, conn.recv)
+    finally:
+        conn.close()
+
+
+class ProcessBackend(_Coordinator):
+    """``num_workers`` spawned processes; this process owns the global model."""
+
+    name = "processes"
+
+    def __init__(
+        self,
+        config: A3CConfig,
+        global_model: GlobalModel,
+        reporter: QueueReporter,
+        first_episode: int,
+    ) -> None:
+        super().__init__(config, global_model, reporter)
+        context = multiprocessing.get_context("spawn")
+        self.conns: dict[int, Connection] = {}
+        self._children: dict[int, Connection] = {}
+        self.processes: dict[int, multiprocessing.process.BaseProcess] = {}
+        for i in range(config.num_workers):
+            self.conns[i], self._children[i] = context.Pipe()
+            self.processes[i] = context.Process(
+                target=_process_main,
+                args=(i, config.to_dict(), first_episode, self._children[i]),
+                name=f"a3c-worker-{i}",
+                daemon=True,
+            )
+
+    def start(self) -> None:
+        # Children inherit an ignored SIGINT, so Ctrl-C during their start-up
+        # (importing TensorFlow) cannot kill them: only the coordinator stops them.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for process in self.processes.values():
+                process.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        for child in self._children.values():
+            child.close()
+
+    def poll(self, timeout: float) -> None:
+        by_conn = {id(self.conns[i]): i for i in self.open}
+        for ready in wait([self.conns[i] for i in self.open], timeout=timeout):
+            worker = by_conn[id(ready)]
+            conn = self.conns[worker]
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                code = self.processes[worker].exitcode
+                self.lost(worker, f"worker process exited (code {code})")
+                continue
+            self.handle(worker, message, conn.send)
+
+    def stop(self) -> None:
+        """Answer every request with "stop", wait for the workers, kill stragglers."""
+        self.stopping = True
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        while self.open and time.monotonic() < deadline:
+            self.poll(timeout=0.1)
+        for process in self.processes.values():
+            process.join(timeout=max(0.1, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=5)
+        for conn in self.conns.values():
+            conn.close()
+
+
+# -- ray -----------------------------------------------------------------------
+RAY_MISSING = (
+    "The ray backend needs Ray, which is an optional extra: "
+    "pip install 'mathy-a3c[ray]'"
+)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(RAY_MISSING) from None
+    return ray
+
+
+class RayBackend(_Coordinator):
+    """``num_workers`` Ray actors; this process (the driver) owns the global model.
+
+    Messages travel through Ray queues: one shared queue to the coordinator
+    and one reply queue per worker. With ``ray_address`` the actors run on an
+    existing cluster; without it a local Ray runtime starts and stops with
+    the run.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        config: A3CConfig,
+        global_model: GlobalModel,
+        reporter: QueueReporter,
+        first_episode: int,
+    ) -> None:
+        super().__init__(config, global_model, reporter)
+        self.config = config
+        self.first_episode = first_episode
+        self.ray = _import_ray()
+        self.started_ray = False
+        self.actors: dict[int, Any] = {}
+        self.runs: dict[Any, int] = {}
+
+    def start(self) -> None:
+        ray = self.ray
+        if not ray.is_initialized():
+            address = self.config.ray_address or None
+            ray.init(address=address, include_dashboard=False, log_to_driver=True)
+            self.started_ray = True
+        from ray.util.queue import Queue
+
+        self.requests = Queue()
+        self.replies = {i: Queue() for i in range(self.config.num_workers)}
+        actor = ray.remote(num_cpus=0, scheduling_strategy="SPREAD")(_RayWorker)
+        for i in range(self.config.num_workers):
+            handle = actor.options(name=None).remote()
+            self.actors[i] = handle
+            ref = handle.run.remote(
+                i,
+                self.config.to_dict(),
+                self.first_episode,
+                self.requests,
+                self.replies[i],
+            )
+            self.runs[ref] = i
+
+    def poll(self, timeout: float) -> None:
+        from ray.util.queue import Empty
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                worker, message = self.requests.get(
+                    timeout=max(0.0, deadline - time.monotonic())
+                )
+            except Empty:
+                break
+            self.handle(worker, message, self.replies[worker].put)
+            if time.monotonic() >= deadline:
+                break
+        done, _ = self.ray.wait(list(self.runs), num_returns=len(self.runs), timeout=0)
+        for ref in done:
+            worker = self.runs.pop(ref)
+            try:
+                self.ray.get(ref)
+            except Exception as error:  # the actor died: a RayActorError
+                self.lost(worker, f"{type(error).__name__}: {error}")
+
+    def stop(self) -> None:
+        self.stopping = True
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        while self.open and time.monotonic() < deadline:
+            self.poll(timeout=0.1)
+        for handle in self.actors.values():
+            self.ray.kill(handle)
+        if self.started_ray:
+            self.ray.shutdown()
+
+
+class _RayWorker:
+    """A Ray actor that runs one worker (decorated with ray.remote at start)."""
+
+    def run(
+        self,
+        worker_id: int,
+        config: dict[str, Any],
+        first_episode: int,
+        requests: Any,
+        replies: Any,
+    ) -> None:
+        _run_remote_worker(
+            worker_id,
+            config,
+            first_episode,
+            lambda message: requests.put((worker_id, message)),
+            replies.get,
+        )
+
+
+def make_backend(
+    config: A3CConfig,
+    global_model: GlobalModel,
+    reporter: QueueReporter,
+    first_episode: int,
+) -> Backend:
+    """The backend ``config.backend`` names."""
+    kinds: dict[str, Any] = {
+        "threads": ThreadBackend,
+        "processes": ProcessBackend,
+        "ray": RayBackend,
+    }
+    return kinds[config.backend](config, global_model, reporter, first_episode)

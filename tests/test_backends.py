@@ -1,0 +1,213 @@
+"""The processes backend: same A3C semantics as threads, across OS processes."""
+
+import os
+import pstats
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from mathy_a3c import A3CAgent, A3CConfig, WorkerError
+from mathy_a3c.callbacks import Callback
+from mathy_a3c.checkpoint import load_checkpoint
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.reports, self.shown = [], []
+
+    def on_episode(self, report, stats):
+        self.reports.append(report)
+
+    def on_show(self, worker, text):
+        self.shown.append(worker)
+
+
+def test_two_worker_processes_train_exactly_max_eps_with_show_and_profiles(tiny):
+    config = A3CConfig(
+        **{**tiny, "max_eps": 8},
+        backend="processes",
+        profile=True,
+        print_training=True,
+        worker_wait=5.0,
+    )
+    recorder = Recorder()
+    agent = A3CAgent(config, callbacks=[recorder], console=False)
+    result = agent.train()
+    assert result.episodes == 8
+    assert sorted(r.episode for r in recorder.reports) == list(range(8))
+    assert set(recorder.shown) == {0}
+    assert load_checkpoint(config.model_dir).episodes == 8
+    assert int(agent.global_model.optimizer.iterations.numpy()) > 0
+    for worker in (0, 1):
+        path = os.path.join(config.model_dir, f"worker_{worker}.profile")
+        assert pstats.Stats(path).total_calls > 0
+
+
+def test_a_crashing_worker_process_stops_training_with_its_traceback(
+    tiny, tmp_path, monkeypatch
+):
+    # sitecustomize runs in every new interpreter, so the spawned workers get
+    # an environment whose step raises on worker 1's fifth call.
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        textwrap.dedent("""
+        import multiprocessing, os
+        if os.environ.get("MATHY_A3C_TEST_CRASH") == "1":
+            from mathy_a3c import envs
+            original = envs.MathyTask.step
+            calls = {"n": 0}
+            def step(self, action):
+                if multiprocessing.current_process().name == "a3c-worker-1":
+                    calls["n"] += 1
+                    if calls["n"] == 5:
+                        raise RuntimeError("boom in process")
+                return original(self, action)
+            envs.MathyTask.step = step
+    """)
+    )
+    monkeypatch.setenv(
+        "PYTHONPATH", f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    )
+    monkeypatch.setenv("MATHY_A3C_TEST_CRASH", "1")
+    config = A3CConfig(**{**tiny, "max_eps": 10**6}, backend="processes")
+    start = time.monotonic()
+    with pytest.raises(WorkerError, match="worker 1 failed.*boom in process") as info:
+        A3CAgent(config, console=False).train()
+    assert "Traceback" in str(info.value.__cause__)
+    assert "in step" in str(info.value.__cause__)
+    assert time.monotonic() - start < 120
+
+
+def test_ctrl_c_stops_every_worker_process_and_saves(tmp_path):
+    folder = tmp_path / "agent"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mathy_a3c",
+            "train",
+            "a3c",
+            "poly",
+            str(folder),
+            "--backend",
+            "processes",
+            "--episodes",
+            "1000000",
+            "--workers",
+            "2",
+            "--model-size",
+            "8",
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    for line in proc.stdout:
+        if " w0 ep " in line:
+            break
+    children = subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert len(children) >= 2
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Interrupted: stopped 2 workers (processes)" in err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 15
+    while _running(children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(children), f"processes left behind: {_running(children)}"
+    assert load_checkpoint(str(folder)).episodes >= 1
+
+
+def _running(pids):
+    """PIDs still running (zombies waiting to be reaped do not count)."""
+    alive = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                state = next(line for line in status if line.startswith("State:"))
+        except (OSError, StopIteration):
+            continue
+        if "Z" not in state.split()[1]:
+            alive.append(pid)
+    return alive
+
+
+# -- ray -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_ray_actors_train_with_a_local_runtime(tiny):
+    pytest.importorskip("ray")
+    config = A3CConfig(
+        **{**tiny, "max_eps": 8}, backend="ray", profile=True, print_training=True
+    )
+    recorder = Recorder()
+    result = A3CAgent(config, callbacks=[recorder], console=False).train()
+    assert result.episodes == 8
+    assert sorted(r.episode for r in recorder.reports) == list(range(8))
+    assert set(recorder.shown) == {0}
+    assert load_checkpoint(config.model_dir).episodes == 8
+    for worker in (0, 1):
+        path = os.path.join(config.model_dir, f"worker_{worker}.profile")
+        assert pstats.Stats(path).total_calls > 0
+    import ray
+
+    assert not ray.is_initialized()  # the local runtime stopped with the run
+
+
+@pytest.mark.slow
+def test_a_crashing_ray_actor_stops_training_with_its_traceback(
+    tiny, tmp_path, monkeypatch
+):
+    pytest.importorskip("ray")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        textwrap.dedent("""
+        import os
+        if os.environ.get("MATHY_A3C_TEST_CRASH") == "1":
+            from mathy_a3c import backends
+            original = backends._run_remote_worker
+            def crashing(worker_id, config, first_episode, send, recv):
+                if worker_id == 1:
+                    def boom(message):
+                        if message[0] == "episode":
+                            raise RuntimeError("boom in actor")
+                        send(message)
+                    return original(worker_id, config, first_episode, boom, recv)
+                return original(worker_id, config, first_episode, send, recv)
+            backends._run_remote_worker = crashing
+    """)
+    )
+    monkeypatch.setenv(
+        "PYTHONPATH", f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    )
+    monkeypatch.setenv("MATHY_A3C_TEST_CRASH", "1")
+    config = A3CConfig(**{**tiny, "max_eps": 10**6}, backend="ray")
+    with pytest.raises(WorkerError, match="worker 1 failed.*boom in actor") as info:
+        A3CAgent(config, console=False).train()
+    assert "Traceback" in str(info.value.__cause__)
+
+
+def test_asking_for_ray_without_ray_installed_says_how_to_install_it(tmp_path):
+    code = (
+        "import sys\n"
+        "sys.modules['ray'] = None  # as if Ray were not installed\n"
+        "from mathy_a3c.cli import app\n"
+        f"app(['train', 'a3c', 'poly', {str(tmp_path / 'x')!r}, '--backend', 'ray'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "pip install 'mathy-a3c[ray]'" in done.stderr + done.stdout
