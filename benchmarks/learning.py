@@ -76,7 +76,9 @@ def main() -> None:
     parser.add_argument(
         "--problems-file", default=os.path.join(HERE, "problems", "poly.txt")
     )
-    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument(
+        "--out", default=os.path.join(os.path.dirname(HERE), "docs", "results")
+    )
     parser.add_argument("--model-dir", default=None)
     args = parser.parse_args()
 

@@ -23,10 +23,20 @@ def _run(name, cwd):
     return done.stdout
 
 
+TESTED = {
+    "ml/a3c_training.py",
+    "ml/a3c_profiling.py",
+    "ml/a3c_inference.py",
+    "cli/train.sh",
+    "cli/use.sh",
+    "cli/profile.sh",
+    "cli/backends.sh",
+}
+
+
 def test_every_snippet_is_tested():
-    tested = {"ml/a3c_training.py", "ml/a3c_profiling.py"}
-    found = {str(p.relative_to(SNIPPETS)) for p in SNIPPETS.rglob("*.py")}
-    assert found == tested
+    found = {str(p.relative_to(SNIPPETS)) for p in SNIPPETS.rglob("*") if p.is_file()}
+    assert found == TESTED
 
 
 def test_training_snippet(tmp_path):
@@ -42,3 +52,38 @@ def test_profiling_snippet_writes_loadable_profiles(tmp_path):
         assert path.is_file()
         assert pstats.Stats(str(path)).total_calls > 0
     assert "cumulative" in out or "function calls" in out
+
+
+def test_inference_snippet(tmp_path):
+    out = _run("ml/a3c_inference.py", tmp_path)
+    assert "simplified" in out and "greedy action:" in out
+
+
+def _bash(name, cwd):
+    scripts = os.path.dirname(sys.executable)
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PATH": f"{scripts}{os.pathsep}{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        ["bash", "-e", str(SNIPPETS / name)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_cli_snippets_in_order(tmp_path):
+    out = _bash("cli/train.sh", tmp_path)
+    assert "Trained 300 episodes" in out
+    out = _bash("cli/use.sh", tmp_path)
+    assert "Problem: 4x + 2x + 7y^2 + y^2" in out and "no-revisit" in out
+    out = _bash("cli/profile.sh", tmp_path)
+    assert "tottime" in out or "function calls" in out
+    out = _bash("cli/backends.sh", tmp_path)
+    assert "Trained 200 episodes" in out
