@@ -1,19 +1,20 @@
-"""The A3C agent: a global model, N worker threads, and the loop that watches them.
+"""The A3C agent: a global model, N workers, and the loop that watches them.
 
 ::
 
     agent = A3CAgent(A3CConfig(topics=["poly"], model_dir="output/my_agent"))
     result = agent.train()
 
-The main thread owns all output and saving. Workers send it finished episodes
-through a queue; it updates the progress bar and TensorBoard, saves the model
-every ``save_every_s`` seconds and at the end, and watches for failures:
+Workers run on a backend (:mod:`mathy_a3c.backends`: threads, processes or Ray).
+The main thread owns all output and saving: it receives finished episodes,
+updates the progress bar and TensorBoard, saves the model every
+``save_every_s`` seconds and at the end, and watches for failures:
 
-* a worker that raises sets the shared stop event; every worker finishes its
-  current step and exits, and :meth:`A3CAgent.train` raises :class:`WorkerError`
-  from the worker's exception (its traceback is kept as ``__cause__``);
-* Ctrl-C stops the workers, joins them, saves the model, prints where it went,
-  and re-raises ``KeyboardInterrupt``.
+* a worker that raises stops every worker, and :meth:`A3CAgent.train` raises
+  :class:`WorkerError` from the worker's exception (its traceback is kept as
+  ``__cause__``);
+* Ctrl-C stops the workers, waits for them, saves the model, prints where it
+  went, and re-raises ``KeyboardInterrupt``.
 """
 
 from __future__ import annotations

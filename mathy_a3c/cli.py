@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import typer
@@ -159,10 +163,11 @@ def train(
                 "pip install 'mathy-a3c[ray]'"
             )
 
-    from .agent import A3CAgent, WorkerError
-
     try:
-        trainer = A3CAgent(config, progress=progress, transfer=transfer)
+        with _quiet_native_logs():
+            from .agent import A3CAgent, WorkerError
+
+            trainer = A3CAgent(config, progress=progress, transfer=transfer)
     except CheckpointError as error:
         raise _fail(str(error)) from None
     if trainer.resumed:
@@ -384,8 +389,32 @@ def _load(folder: str) -> A3CAgent:
     from .checkpoint import CheckpointError
 
     try:
-        from .agent import A3CAgent
+        with _quiet_native_logs():
+            from .agent import A3CAgent
 
-        return A3CAgent.load(folder)
+            return A3CAgent.load(folder)
     except (CheckpointError, ConfigError) as error:
         raise _fail(str(error)) from None
+
+
+@contextmanager
+def _quiet_native_logs() -> Iterator[None]:
+    """Hide TensorFlow's C++ start-up chatter (CUDA probing, CPU features).
+
+    It is written straight to file descriptor 2 while TensorFlow loads, before
+    any logging setting applies. Python exceptions raised inside still reach
+    the user: they are printed after stderr is restored. Set
+    ``MATHY_A3C_TF_LOGS=1`` to see the native logs.
+    """
+    if os.environ.get("MATHY_A3C_TF_LOGS"):
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
