@@ -274,6 +274,18 @@ class _Coordinator:
     def close(self) -> None:
         self.episodes.close()
 
+    def poll(self, timeout: float) -> None:
+        raise NotImplementedError
+
+    def wind_down(self) -> float:
+        """Answer every request with "stop" until each worker has said goodbye
+        (or ``JOIN_TIMEOUT_S`` passed); returns the deadline used."""
+        self.stopping = True
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        while self.open and time.monotonic() < deadline:
+            self.poll(timeout=0.1)
+        return deadline
+
 
 # -- processes ---------------------------------------------------------------
 def _process_main(
@@ -339,11 +351,8 @@ class ProcessBackend(_Coordinator):
             self.handle(worker, message, conn.send)
 
     def stop(self) -> None:
-        """Answer every request with "stop", wait for the workers, kill stragglers."""
-        self.stopping = True
-        deadline = time.monotonic() + JOIN_TIMEOUT_S
-        while self.open and time.monotonic() < deadline:
-            self.poll(timeout=0.1)
+        """Stop the workers, wait for them, kill stragglers."""
+        deadline = self.wind_down()
         for process in self.processes.values():
             process.join(timeout=max(0.1, deadline - time.monotonic()))
             if process.is_alive():
@@ -440,10 +449,7 @@ class RayBackend(_Coordinator):
                 self.lost(worker, f"{type(error).__name__}: {error}")
 
     def stop(self) -> None:
-        self.stopping = True
-        deadline = time.monotonic() + JOIN_TIMEOUT_S
-        while self.open and time.monotonic() < deadline:
-            self.poll(timeout=0.1)
+        self.wind_down()
         for handle in self.actors.values():
             self.ray.kill(handle)
         if self.started_ray:

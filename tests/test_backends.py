@@ -9,6 +9,7 @@ import textwrap
 import time
 
 import pytest
+from helpers import start_training, wait_for_episode
 
 from mathy_a3c import A3CAgent, A3CConfig, WorkerError
 from mathy_a3c.callbacks import Callback
@@ -85,35 +86,21 @@ def test_a_crashing_worker_process_stops_training_with_its_traceback(
 
 def test_ctrl_c_stops_every_worker_process_and_saves(tmp_path):
     folder = tmp_path / "agent"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mathy_a3c",
-            "train",
-            "a3c",
-            "poly",
-            str(folder),
-            "--backend",
-            "processes",
-            "--episodes",
-            "1000000",
-            "--workers",
-            "2",
-            "--model-size",
-            "8",
-            "--no-progress",
-        ],
-        stdout=subprocess.PIPE,
+    proc = start_training(
+        folder,
+        "--backend",
+        "processes",
+        "--episodes",
+        "1000000",
+        "--workers",
+        "2",
+        "--model-size",
+        "8",
+        "--no-progress",
         stderr=subprocess.PIPE,
-        text=True,
-        env=env,
         start_new_session=True,
     )
-    for line in proc.stdout:
-        if " w0 ep " in line:
-            break
+    wait_for_episode(proc, " w0 ep ")
     children = subprocess.run(
         ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
     ).stdout.split()

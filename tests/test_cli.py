@@ -6,9 +6,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from helpers import MATHY, TINY, mathy_env, start_training, wait_for_episode
 from typer.testing import CliRunner
 
 from mathy_a3c.checkpoint import load_checkpoint
@@ -16,16 +16,14 @@ from mathy_a3c.cli import app
 from mathy_a3c.config import TOPICS
 
 runner = CliRunner()
-TINY = ["--workers", "2", "--model-size", "8", "--update-interval", "8"]
 
 
 def _mathy(*args, **kwargs):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(
-        [sys.executable, "-m", "mathy_a3c", *args],
+        [*MATHY, *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=mathy_env(),
         timeout=300,
         **kwargs,
     )
@@ -118,31 +116,15 @@ def test_train_two_workers_with_show_and_profile(tmp_path):
 
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     folder = tmp_path / "interrupted"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mathy_a3c",
-            "train",
-            "a3c",
-            "poly",
-            str(folder),
-            "--episodes",
-            "100000",
-            *TINY,
-            "--no-progress",
-        ],
-        stdout=subprocess.PIPE,
+    proc = start_training(
+        folder,
+        "--episodes",
+        "100000",
+        *TINY,
+        "--no-progress",
         stderr=subprocess.PIPE,
-        text=True,
-        env=env,
     )
-    deadline = time.monotonic() + 120
-    assert proc.stdout is not None
-    for line in proc.stdout:  # wait until training is under way
-        if " w0 ep " in line or time.monotonic() > deadline:
-            break
+    wait_for_episode(proc, " w0 ep ")
     proc.send_signal(signal.SIGINT)
     try:
         _, err = proc.communicate(timeout=120)

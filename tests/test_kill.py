@@ -4,54 +4,15 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
+from helpers import MATHY, TINY, start_training, wait_for_episode
 
 from mathy_a3c import A3CAgent
 from mathy_a3c.checkpoint import load_checkpoint
 
-TRAIN = [
-    "--workers",
-    "2",
-    "--model-size",
-    "8",
-    "--update-interval",
-    "8",
-    "--no-progress",
-]
-
-
-def _start(folder):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mathy_a3c",
-            "train",
-            "a3c",
-            "poly",
-            str(folder),
-            "--episodes",
-            "1000000",
-            "--save-every",
-            "0.02",
-            *TRAIN,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-
-
-def _wait_for_training(proc, deadline_s=120):
-    deadline = time.monotonic() + deadline_s
-    for line in proc.stdout:  # an episode line: the model is training
-        if " ep " in line or time.monotonic() > deadline:
-            return
+TRAIN = [*TINY, "--no-progress"]
 
 
 def test_sigkill_at_random_moments_leaves_a_folder_that_loads_and_resumes(tmp_path):
@@ -59,8 +20,16 @@ def test_sigkill_at_random_moments_leaves_a_folder_that_loads_and_resumes(tmp_pa
     rng = random.Random(7)
     kills, episodes = 0, []
     for _ in range(4):
-        proc = _start(folder)
-        _wait_for_training(proc)
+        proc = start_training(
+            folder,
+            "--episodes",
+            "1000000",
+            "--save-every",
+            "0.02",
+            *TRAIN,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_episode(proc)
         time.sleep(rng.uniform(0.0, 1.5))  # saves happen every 20 ms
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
@@ -73,18 +42,7 @@ def test_sigkill_at_random_moments_leaves_a_folder_that_loads_and_resumes(tmp_pa
     assert kills == 4
     assert episodes == sorted(episodes)  # every run resumed the one before
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mathy_a3c",
-            "train",
-            "a3c",
-            "poly",
-            str(folder),
-            "--episodes",
-            "4",
-            *TRAIN,
-        ],
+        [*MATHY, "train", "a3c", "poly", str(folder), "--episodes", "4", *TRAIN],
         capture_output=True,
         text=True,
         timeout=300,
