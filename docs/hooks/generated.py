@@ -1,0 +1,191 @@
+"""MkDocs hook: pages get their references and numbers from the source.
+
+* ``<!-- mathy-help COMMAND -->`` becomes the output of ``mathy COMMAND --help``
+  (``<!-- mathy-help -->`` for ``mathy --help``);
+* ``<!-- config-table -->`` becomes a table of every ``A3CConfig`` field with
+  its default and documentation;
+* ``<!-- learning-results -->`` and ``<!-- throughput-results -->`` become
+  tables of the JSON lines the benchmarks printed, kept in ``docs/results``.
+
+So the reference pages cannot drift from the code, nor the numbers from the
+benchmark output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+MARKER = re.compile(r"<!-- mathy-help(?: (?P<command>[a-z-]+))? -->")
+
+
+def _help(command: str | None) -> str:
+    from typer.testing import CliRunner
+
+    from mathy_a3c.cli import app
+
+    args = [command, "--help"] if command else ["--help"]
+    env = {"NO_COLOR": "1", "COLUMNS": "100", "TERM": "dumb"}
+    result = CliRunner().invoke(app, args, env=env, prog_name="mathy")
+    if result.exit_code != 0:
+        raise RuntimeError(f"mathy {' '.join(args)} failed:\n{result.output}")
+    return result.output.rstrip()
+
+
+def _config_table() -> str:
+    import dataclasses
+
+    from mathy_a3c.config import A3CConfig
+
+    defaults = A3CConfig()
+    rows = ["| field | default | meaning |", "| --- | --- | --- |"]
+    for field in dataclasses.fields(A3CConfig):
+        value = getattr(defaults, field.name)
+        text = str(field.metadata["help"]).replace("|", "\\|")
+        rows.append(f"| `{field.name}` | `{value!r}` | {text} |")
+    return "\n".join(rows)
+
+
+# -- benchmark tables, rendered from the JSON lines the benchmarks printed -------
+RESULTS = os.path.join(os.path.dirname(__file__), "..", "results")
+
+
+def _jsonl(name: str) -> list[dict[str, Any]]:
+    import json
+
+    path = os.path.join(RESULTS, name)
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _learning_table() -> str:
+    runs = _jsonl("learning.jsonl")
+    rows = [
+        "| topic | difficulty | training | seed | greedy win rate | mean steps "
+        "| random win rate | env steps | steps/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in runs:
+        rows.append(
+            f"| {r['topic']} | {r['difficulty']} | {r['train_seconds']:.0f} s "
+            f"| {r['seed']} | {r['greedy_win_rate']:.3f} | {r['greedy_mean_steps']} "
+            f"| {r['random_win_rate']:.3f} | {r['env_steps']} | {r['steps_per_s']} |"
+        )
+    groups = sorted({(r["topic"], r["difficulty"]) for r in runs})
+    rows += [
+        "",
+        "| topic | difficulty | median greedy win rate (seeds) |",
+        "| --- | --- | --- |",
+    ]
+    for topic, difficulty in groups:
+        rates = [
+            r["greedy_win_rate"]
+            for r in runs
+            if (r["topic"], r["difficulty"]) == (topic, difficulty)
+        ]
+        rows.append(f"| {topic} | {difficulty} | {_median(rates):.3f} ({len(rates)}) |")
+    rows += [
+        "",
+        "Hand-written problems (`benchmarks/problems/poly.txt`), greedy win "
+        "rate per group, one column per run:",
+        "",
+    ]
+    names = list(dict.fromkeys(g for r in runs for g in r["hand_written"]))
+    header = " | ".join(f"{r['difficulty']} s{r['seed']}" for r in runs)
+    rows += [
+        f"| group | problems | {header} |",
+        "| --- | --- | " + " | ".join("---" for _ in runs) + " |",
+    ]
+    for name in names:
+        count = next(
+            r["hand_written"][name]["problems"]
+            for r in runs
+            if name in r["hand_written"]
+        )
+        cells = " | ".join(
+            f"{r['hand_written'][name]['greedy_win_rate']:.2f}"
+            if name in r["hand_written"]
+            else "-"
+            for r in runs
+        )
+        rows.append(f"| {name} | {count} | {cells} |")
+    return "\n".join(rows)
+
+
+def _throughput_table() -> str:
+    runs = _jsonl("throughput.jsonl")
+    keys = sorted(
+        {
+            k[: -len("_steps_per_s")]
+            for r in runs
+            for k in r
+            if k.endswith("_steps_per_s") and not k.startswith("raw")
+        },
+        key=lambda k: (
+            k.split("_")[0] != "threads",
+            k.split("_")[0],
+            int(k.split("_")[1]),
+        ),
+    )
+    rows = [
+        "| backend | workers | steps/s (median) | x raw gym env | x threads |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for key in keys:
+        backend, workers = key.split("_")
+        rate = _median(
+            [r[f"{key}_steps_per_s"] for r in runs if f"{key}_steps_per_s" in r]
+        )
+        gym = _median(
+            [r[f"{key}_vs_raw_gym"] for r in runs if f"{key}_vs_raw_gym" in r]
+        )
+        versus = [r[f"{key}_vs_threads"] for r in runs if f"{key}_vs_threads" in r]
+        rows.append(
+            f"| {backend} | {workers} | {rate:.0f} | {gym:.2f} | "
+            f"{_median(versus):.2f} |"
+            if versus
+            else f"| {backend} | {workers} | {rate:.0f} | {gym:.2f} | 1.00 |"
+        )
+    raw = _median([r["raw_gym_steps_per_s"] for r in runs])
+    env = _median([r["raw_env_steps_per_s"] for r in runs])
+    transport = _median([r["transport_ms"] for r in runs if "transport_ms" in r] or [0])
+    rows += [
+        "",
+        f"Raw environment, random valid actions, one process: {raw:.0f} steps/s "
+        f"through mathy_envs' gymnasium env, {env:.0f} steps/s through "
+        f"`MathyTask`. Processes transport: {transport:.2f} ms per update "
+        f"(gradients there, weights back). Medians of {len(runs)} runs.",
+    ]
+    return "\n".join(rows)
+
+
+TABLES = {
+    "<!-- config-table -->": _config_table,
+    "<!-- learning-results -->": _learning_table,
+    "<!-- throughput-results -->": _throughput_table,
+}
+
+
+def on_page_markdown(markdown: str, **kwargs: Any) -> str:
+    """Replace every marker with text generated from the code or the results."""
+    os.environ.setdefault("COLUMNS", "100")
+
+    def render(match: re.Match[str]) -> str:
+        command = match.group("command")
+        title = f"mathy {command} --help" if command else "mathy --help"
+        return f"```text\n$ {title}\n{_help(command)}\n```"
+
+    markdown = MARKER.sub(render, markdown)
+    for marker, make in TABLES.items():
+        if marker in markdown:
+            markdown = markdown.replace(marker, make())
+    return markdown
