@@ -218,7 +218,7 @@ def _run_remote_worker(
     except BaseException:
         try:
             send(("error", traceback.format_exc()))
-        except Exception:
+        except Exception:  # the coordinator is gone: nobody left to tell
             pass
 
 
