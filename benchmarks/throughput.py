@@ -9,8 +9,9 @@ In one run, on the same topic and difficulty, it measures:
 * ``raw_env``: random valid actions through ``mathy_a3c.envs.MathyTask`` (the
   same mathy_envs environment plus this library's observation), one process;
 * ``BACKEND_N``: A3C training env-steps/s with N workers (1, 2, 4) for each
-  backend (threads, processes), counted from ``--warmup`` seconds after the
-  first finished episode, so start-up and tracing are excluded;
+  backend (threads, processes, ray), each in a fresh process, counted from
+  ``--warmup`` seconds after the first finished episode, so start-up and
+  tracing are excluded;
 * the ratio of each training rate to each raw rate, and of each processes rate
   to the threads rate with the same number of workers;
 * ``transport_ms``: what one update costs on the processes backend's pipe:
@@ -117,6 +118,30 @@ def train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
         return rate.value
 
 
+def fresh_train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
+    """``train_rate`` in a new interpreter: no TensorFlow state carried over."""
+    import subprocess
+
+    command = [
+        sys.executable,
+        __file__,
+        "--only",
+        f"{backend}:{workers}",
+        "--seconds",
+        str(args.seconds),
+        "--warmup",
+        str(args.warmup),
+        "--topic",
+        args.topic,
+        "--difficulty",
+        args.difficulty,
+        "--seed",
+        str(args.seed),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 class _Done(Exception):
     pass
 
@@ -156,9 +181,16 @@ def main() -> None:
     parser.add_argument("--topic", default="poly")
     parser.add_argument("--difficulty", default="easy")
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--backends", default="threads,processes")
+    parser.add_argument("--backends", default="threads,processes,ray")
+    parser.add_argument(
+        "--only", default=None, help="BACKEND:WORKERS: measure one training rate"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.only:  # one measurement in a fresh process, as a user would run it
+        backend, workers = args.only.split(":")
+        print(train_rate(args, backend, int(workers)))
+        return
 
     result: dict[str, object] = {
         "benchmark": "throughput",
@@ -183,7 +215,7 @@ def main() -> None:
     )
     for backend in args.backends.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
-            rate = rates[backend, workers] = train_rate(args, backend, workers)
+            rate = rates[backend, workers] = fresh_train_rate(args, backend, workers)
             key = f"{backend}_{workers}"
             result[f"{key}_steps_per_s"] = round(rate, 1)
             result[f"{key}_vs_raw_gym"] = round(rate / raw_gym, 3)

@@ -106,6 +106,8 @@ class A3CAgent:
         transfer: str | None = None,
     ) -> None:
         self.config = config
+        if config.backend != "threads":
+            _single_threaded_tensorflow()  # the cores belong to the workers
         keras.utils.set_random_seed(config.seed)
         self.network = ActorCritic(
             config.model_size,
@@ -296,6 +298,17 @@ class A3CAgent:
             episodes=self.total_episodes + stats.episodes,
             steps=self.total_steps + stats.steps,
         )
+
+
+def _single_threaded_tensorflow() -> None:
+    """Give the coordinator one TensorFlow thread, if TensorFlow allows it yet."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already ran an op in this process
+        pass
 
 
 def _is_numerical(error: BaseException) -> bool:

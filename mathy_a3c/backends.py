@@ -28,6 +28,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
+import numpy as np
+
 from .callbacks import QueueReporter
 from .config import A3CConfig
 from .counting import EpisodeCounter, StepCounter
@@ -161,15 +163,17 @@ class _Link:
         return reply[1]
 
     # Learner
-    def update(self, local: ActorCritic) -> None:
+    def update(self, local: ActorCritic) -> np.ndarray | None:
         weights = self._ask("update", local.flat_gradients())
         if weights is not None:
             local.set_flat_weights(weights)
+        return weights
 
-    def copy_to(self, local: ActorCritic) -> None:
+    def copy_to(self, local: ActorCritic) -> np.ndarray | None:
         weights = self._ask("weights")
         if weights is not None:
             local.set_flat_weights(weights)
+        return weights
 
     # EpisodeSource
     def claim(self) -> int | None:

@@ -213,7 +213,8 @@ class ActorCritic:
         self._gradients = gradients
         self._read = tf.function(lambda: [tf.identity(v) for v in self.variables])
         #: Number of trainable parameters; flat vectors have this length.
-        self.size = sum(int(np.prod(v.shape)) for v in self.variables)
+        self.sizes = [int(np.prod(v.shape)) for v in self.variables]
+        self.size = sum(self.sizes)
         self._flat_grads = tf.function(lambda: _flatten(self.grads))
         self._flat_weights = tf.function(lambda: _flatten(self.variables))
 
@@ -356,6 +357,7 @@ class GlobalModel:
         def apply_flat(flat):
             grads = _unflatten(flat, variables)
             self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+            return _flatten(variables)
 
         self._apply_flat = apply_flat
         self._updates: weakref.WeakKeyDictionary[ActorCritic, Callable[[], None]] = (
@@ -369,8 +371,7 @@ class GlobalModel:
         weights", done under the lock like every other update.
         """
         with self.lock:
-            self._apply_flat(grads)
-            return self.network.flat_weights()
+            return self._apply_flat(grads).numpy()
 
     def copy_to(self, local: ActorCritic) -> None:
         """Overwrite a local model's weights with the global ones."""
@@ -422,10 +423,21 @@ class NumpyActor:
         self.network = network
         self.refresh()
 
-    def refresh(self) -> None:
-        """Re-read the weights (call after the Keras model changed)."""
+    def refresh(self, flat: np.ndarray | None = None) -> None:
+        """Re-read the weights (call after the Keras model changed).
+
+        ``flat`` (from :meth:`ActorCritic.flat_weights`) saves reading them
+        back from TensorFlow when the caller already has them.
+        """
         net = self.network
-        w = dict(zip((v.path for v in net.variables), net.get_weights(), strict=True))
+        if flat is None:
+            weights = net.get_weights()
+        else:
+            parts = np.split(flat, np.cumsum(net.sizes)[:-1])
+            weights = [
+                p.reshape(v.shape) for p, v in zip(parts, net.variables, strict=True)
+            ]
+        w = dict(zip((v.path for v in net.variables), weights, strict=True))
         self.embedding = w["node_embedding/embeddings"]
         self.value_kernel = w["value_projection/kernel"][0]
         self.value_bias = w["value_projection/bias"]

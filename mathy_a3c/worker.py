@@ -29,12 +29,13 @@ from .types import EpisodeReport, LossTerms
 class Learner(Protocol):
     """Where a worker's gradients go and where its weights come from."""
 
-    def update(self, local: ActorCritic) -> None:
+    def update(self, local: ActorCritic) -> np.ndarray | None:
         """Apply ``local.grads`` to the global model, then copy the global
-        weights into ``local``."""
+        weights into ``local``. May return them as a flat vector."""
 
-    def copy_to(self, local: ActorCritic) -> None:
-        """Overwrite a local model's weights with the global ones."""
+    def copy_to(self, local: ActorCritic) -> np.ndarray | None:
+        """Overwrite a local model's weights with the global ones. May return
+        them as a flat vector."""
 
 
 class EpisodeSource(Protocol):
@@ -102,8 +103,7 @@ class Worker:
         if profiler is not None:
             profiler.enable()
         try:
-            self.learner.copy_to(self.local)
-            self.actor.refresh()
+            self.actor.refresh(self.learner.copy_to(self.local))
             while not self.stop.is_set():
                 episode = self.episodes.claim()
                 if episode is None:
@@ -190,6 +190,5 @@ class Worker:
                 f"worker {self.id}: non-finite loss {terms.total} or gradient norm "
                 f"{terms.grad_norm}; the global model was not updated"
             )
-        self.learner.update(self.local)
-        self.actor.refresh()
+        self.actor.refresh(self.learner.update(self.local))
         return terms
