@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from mathy_envs.state import MathyEnvState
 
-from .envs import MathyTask, Observation, stack, typed_state
+from .envs import MathyTask, Observation, make_env, stack, typed_state
 from .inference import choose_action
 
 
@@ -66,7 +66,8 @@ def read_problems(path: str) -> list[tuple[str, str]]:
 def typed_states(
     topic: str, texts: list[str], difficulty: str = "easy"
 ) -> list[MathyEnvState]:
-    env = MathyTask([topic], difficulty, seed=0).env
+    """States for problems a user wrote, seen like generated ones of ``topic``."""
+    env = make_env(topic)
     return [typed_state(env, text, difficulty) for text in texts]
 
 
