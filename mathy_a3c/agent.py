@@ -239,6 +239,7 @@ class A3CAgent:
                     last_save = time.monotonic()
         except KeyboardInterrupt:
             backend.stop()
+            self.global_model.sync()
             _drain(reporter, callbacks, stats)
             for cb in callbacks:
                 cb.on_end(stats)
@@ -251,8 +252,10 @@ class A3CAgent:
             raise
         except BaseException:  # a failing callback: stop the workers, then fail
             backend.stop()
+            self.global_model.sync()
             raise
         backend.stop()
+        self.global_model.sync()  # remote backends' updates -> Keras
         _drain(reporter, callbacks, stats)
         for cb in callbacks:
             cb.on_end(stats)

@@ -257,8 +257,7 @@ class _Coordinator:
             else:
                 reply(("weights", self.global_model.apply_flat(message[1])))
         elif kind == "weights":
-            with self.global_model.lock:
-                reply(("weights", self.global_model.network.flat_weights()))
+            reply(("weights", self.global_model.flat_weights()))
         elif kind == "done":
             self.open.discard(worker)
         elif kind == "error":

@@ -48,8 +48,8 @@ def test_forward_and_gradients_trace_once_for_any_batch_size(batch):
         actions = [int(np.flatnonzero(m)[0]) for m in part.mask]
         net.gradients(part, actions, np.ones(size), np.ones(size))
     net.step(type(batch)(*(a[0] for a in batch)))
-    assert net._forward.experimental_get_tracing_count() == 1
-    assert net._gradients.experimental_get_tracing_count() == 1
+    assert net._forward_fn.experimental_get_tracing_count() == 1
+    assert net._gradients_fn.experimental_get_tracing_count() == 1
 
 
 def test_gradients_are_clipped_and_entropy_counts_valid_actions_only(batch):
@@ -72,10 +72,18 @@ def test_global_model_applies_gradients_and_copies_weights(batch):
     actions = [int(np.flatnonzero(m)[0]) for m in batch.mask]
     local.compute_gradients(batch, actions, np.ones(6), np.ones(6))
     returned = shared.apply_flat(local.flat_gradients())
+    np.testing.assert_array_equal(returned, shared.flat_weights())
+    shared.sync()
     after = shared.network.get_weights()
     np.testing.assert_array_equal(returned, shared.network.flat_weights())
     assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
     assert int(shared.optimizer.iterations.numpy()) == 1
+    # The threads path: apply the local gradients, resync, return the weights.
+    flat = shared.update(local)
+    np.testing.assert_array_equal(flat, local.flat_weights())
+    shared.sync()
+    np.testing.assert_array_equal(flat, shared.network.flat_weights())
+    assert int(shared.optimizer.iterations.numpy()) == 2
 
 
 def _random_weights(net, seed=0):

@@ -19,10 +19,10 @@ class RecordingLearner:
 
     def update(self, local):
         self.updates += 1
-        self.shared.update(local)
+        return self.shared.update(local)
 
     def copy_to(self, local):
-        self.shared.copy_to(local)
+        return self.shared.copy_to(local)
 
 
 class ListReporter:
@@ -85,6 +85,10 @@ def test_rollout_bootstraps_from_the_local_value_unless_terminal(tmp_path, monke
 def test_local_model_matches_global_after_every_update(tmp_path):
     worker, learner, _ = _worker(tmp_path)
     worker.run()
+    np.testing.assert_array_equal(
+        worker.local.flat_weights(), learner.shared.flat_weights()
+    )
+    learner.shared.sync()  # the training state, written back into Keras
     for a, b in zip(
         worker.local.get_weights(), learner.shared.network.get_weights(), strict=True
     ):
