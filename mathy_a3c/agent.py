@@ -47,10 +47,11 @@ from .checkpoint import (
     save_checkpoint,
     save_config,
 )
-from .config import A3CConfig
+from .config import DIFFICULTIES, A3CConfig
 from .envs import MathyTask, Observation, typed_state
 from .inference import Solution, Step, solve
-from .model import ActorCritic, GlobalModel, masked_probabilities
+from .model import GlobalModel, masked_probabilities, network_for
+from .tasks import task_spec
 
 
 class WorkerError(RuntimeError):
@@ -109,12 +110,7 @@ class A3CAgent:
         if config.backend != "threads":
             _single_threaded_tensorflow()  # the cores belong to the workers
         keras.utils.set_random_seed(config.seed)
-        self.network = ActorCritic(
-            config.model_size,
-            entropy_coef=config.entropy_coef,
-            value_coef=config.value_coef,
-            max_grad_norm=config.max_grad_norm,
-        )
+        self.network = network_for(config, task_spec(config))
         self.global_model = GlobalModel(self.network, config.lr)
         self.callbacks = list(callbacks or [])
         self.console = console
@@ -147,7 +143,8 @@ class A3CAgent:
 
     # -- using the model ------------------------------------------------
     def action_probabilities(self, observation: Observation) -> np.ndarray:
-        """The policy's probability for each of the ``ACTION_SIZE`` actions."""
+        """The policy's probability for each action (``ACTION_SIZE`` of them for
+        Mathy topics; a gym topic's observation is a ``VectorObservation``)."""
         logits, _ = self.network.step(observation)
         return masked_probabilities(logits)
 
@@ -172,15 +169,29 @@ class A3CAgent:
         (default: the first topic the model trained on). Raises ``ValueError``
         for a problem the parser rejects.
         """
+        if self.config.is_gym:
+            raise ValueError(
+                f"simplify needs a model trained on Mathy topics; this one was "
+                f"trained on {self.config.topics[0]}"
+            )
         topic = topic or self.config.topics[0]
-        task = MathyTask([topic], self.config.difficulty, seed=self.config.seed)
-        state = typed_state(task.env, problem, self.config.difficulty)
+        difficulty = self.config.difficulty or DIFFICULTIES[0]
+        task = MathyTask([topic], difficulty, seed=self.config.seed)
+        state = typed_state(task.env, problem, difficulty)
         observation = task.start(state)
         return solve(task, observation, self.network.step, strategy, max_steps, on_step)
 
     # ------------------------------------------------------------------
     def _restore(self, folder: str, with_optimizer: bool) -> None:
         saved = load_config(folder)
+        if (saved.topics if saved.is_gym else "mathy") != (
+            self.config.topics if self.config.is_gym else "mathy"
+        ):
+            raise CheckpointError(
+                f"{folder} holds a model for {', '.join(saved.topics)}, which does "
+                f"not fit topics {', '.join(self.config.topics)}: a gym topic's "
+                f"model only fits that environment"
+            )
         if saved.model_size != self.config.model_size:
             raise CheckpointError(
                 f"{folder} holds a model with model_size {saved.model_size}, but "

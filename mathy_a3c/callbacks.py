@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from .config import DIFFICULTIES
 from .types import EpisodeReport
 
 WINDOW = 100
@@ -91,7 +92,8 @@ def episode_line(report: EpisodeReport) -> str:
         f"{time.strftime('%H:%M:%S')} w{report.worker} ep {report.episode:>5} "
         f"steps {report.steps:>3} reward {report.reward:+6.2f} {outcome} "
         f"loss pi {loss.policy:+.3f} v {loss.value:.3f} ent {loss.entropy:.2f} "
-        f"| {report.topic}{note}"
+        f"| {report.topic}{' ' + report.difficulty if report.difficulty else ''}"
+        f"{note}"
     )
 
 
@@ -121,6 +123,8 @@ class ConsoleCallback(Callback):
     def on_episode(self, report: EpisodeReport, stats: RunStats) -> None:
         if report.worker == 0 or self.verbose:
             self._write(episode_line(report))
+        if report.level_change:  # every promotion and demotion, any worker
+            self._write(report.level_change)
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(
@@ -157,9 +161,14 @@ class TensorBoardCallback(Callback):
         self.first_episode = first_episode
         self.every = every
         self.pending: list[EpisodeReport] = []
+        #: Recent wins per "topic/difficulty" (the curriculum's view).
+        self.by_level: dict[str, deque[bool]] = {}
 
     def on_episode(self, report: EpisodeReport, stats: RunStats) -> None:
         self.pending.append(report)
+        key = f"{report.topic}/{report.difficulty}" if report.difficulty else ""
+        if key:
+            self.by_level.setdefault(key, deque(maxlen=WINDOW)).append(report.win)
         if len(self.pending) >= self.every:
             self._write(stats)
 
@@ -185,6 +194,13 @@ class TensorBoardCallback(Callback):
             "train/learning_rate": self.learning_rate,
             "train/env_steps": stats.steps,
         }
+        for key, wins in self.by_level.items():
+            scalars[f"win_rate/{key}"] = sum(wins) / len(wins)
+        levels = [r.difficulty for r in batch if r.difficulty]
+        if levels:  # 0 easy, 1 normal, 2 hard: where the workers are
+            scalars["curriculum/mean_level"] = mean(
+                [float(DIFFICULTIES.index(d)) for d in levels]
+            )
         with self.writer.as_default(step=self.first_episode + stats.episodes):
             for name, value in scalars.items():
                 tf.summary.scalar(name, value)

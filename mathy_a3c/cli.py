@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 import typer
 
 from . import __version__
-from .config import AGENTS, DIFFICULTIES, TOPICS, A3CConfig, ConfigError
+from .config import (
+    AGENTS,
+    DIFFICULTIES,
+    TOPIC_CHOICES,
+    TOPICS,
+    A3CConfig,
+    ConfigError,
+)
 
 if TYPE_CHECKING:  # the agent imports TensorFlow: only inside commands at runtime
     from .agent import A3CAgent
@@ -55,11 +62,18 @@ def main(
 def train(
     agent: str = typer.Argument(..., help="Agent to train: " + ", ".join(AGENTS) + "."),
     topics: str = typer.Argument(
-        ..., help="Comma-separated Mathy topics: " + ", ".join(TOPICS) + "."
+        ..., help="Comma-separated Mathy topics, or one gym:ENV_ID: " + TOPIC_CHOICES
     ),
     folder: str = typer.Argument(..., help="Model folder to create (or overwrite)."),
-    difficulty: str = typer.Option(
-        _DEFAULTS.difficulty, help="Difficulty: " + ", ".join(DIFFICULTIES) + "."
+    difficulty: str | None = typer.Option(
+        None, help=_help("difficulty"), show_default=False
+    ),
+    curriculum_window: int = typer.Option(
+        _DEFAULTS.curriculum_window, help=_help("curriculum_window")
+    ),
+    promote_at: float = typer.Option(_DEFAULTS.promote_at, help=_help("promote_at")),
+    demote_below: float = typer.Option(
+        _DEFAULTS.demote_below, help=_help("demote_below")
     ),
     workers: int = typer.Option(_DEFAULTS.num_workers, help=_help("num_workers")),
     backend: str = typer.Option(_DEFAULTS.backend, help=_help("backend")),
@@ -106,12 +120,15 @@ def train(
     verbose: bool = typer.Option(False, "--verbose", "-v", help=_help("verbose")),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
-    """Train an agent on Mathy TOPICS and save it in FOLDER.
+    """Train an agent on Mathy TOPICS (or a gym:ENV_ID) and save it in FOLDER.
 
-    If FOLDER already holds a model, training resumes it (weights, optimizer
-    state, counters, TensorBoard curves).
+    Without --difficulty, a curriculum moves each worker between easy, normal
+    and hard by its recent win rate; every move is printed. If FOLDER already
+    holds a model, training resumes it (weights, optimizer state, counters,
+    TensorBoard curves).
 
-    Example: mathy train a3c poly output/my_agent --show
+    Examples: mathy train a3c poly output/my_agent --show;
+    mathy train a3c gym:CartPole-v1 output/cartpole
     """
     if agent not in AGENTS:
         raise _fail(f"Unknown agent {agent!r}. Valid agents: {', '.join(AGENTS)}")
@@ -131,6 +148,9 @@ def train(
         config = A3CConfig(
             topics=[topics],
             difficulty=difficulty,
+            curriculum_window=curriculum_window,
+            promote_at=promote_at,
+            demote_below=demote_below,
             model_dir=folder,
             num_workers=workers,
             backend=backend,
@@ -154,6 +174,13 @@ def train(
         )
     except ConfigError as error:
         raise _fail(str(error)) from None
+    if config.is_gym:  # an unknown or non-Discrete environment, before TensorFlow
+        from .gym_envs import gym_spec
+
+        try:
+            gym_spec(config.topics[0])
+        except ConfigError as error:
+            raise _fail(str(error)) from None
     if config.backend == "ray":
         import importlib.util
 
@@ -236,6 +263,11 @@ def simplify(
     except Exception as error:
         raise _fail(f"cannot parse problem {problem!r}: {error}") from None
     agent = _load(model)
+    if agent.config.is_gym:
+        raise _fail(
+            f"{model} holds a model for {agent.config.topics[0]}; simplify needs "
+            f"one trained on Mathy topics"
+        )
     typer.echo(f"Problem: {problem}")
     count = iter(range(1, 1 << 30))
     try:
@@ -268,9 +300,13 @@ def evaluate(
         None, help="Comma-separated topics (default: the ones the model trained on)."
     ),
     difficulty: str | None = typer.Option(
-        None, help="easy, normal or hard (default: the model's)."
+        None,
+        help="easy, normal or hard (default: the model's; a curriculum model: "
+        "all three).",
     ),
-    problems: int = typer.Option(200, help="Generated problems per topic."),
+    problems: int = typer.Option(
+        200, help="Generated problems per topic and difficulty (gym: episodes)."
+    ),
     seed: int = typer.Option(
         0, help="Seed of the generated problems (training never uses a bare seed)."
     ),
@@ -307,28 +343,32 @@ def evaluate(
         typed_states,
     )
 
-    sets: list[tuple[str, str, list]] = []  # (topic, label, states)
+    if config.is_gym:
+        _evaluate_gym(folder, config.topics[0], problems, seed, as_json)
+        return
+    # A curriculum model is measured at every difficulty it may have played.
+    levels = [config.difficulty] if config.difficulty else list(DIFFICULTIES)
+    sets: list[tuple[str, str, str, list]] = []  # (topic, level, label, states)
     for topic in config.topics:
-        states = generated_states(topic, config.difficulty, problems, seed)
-        sets.append((topic, f"generated {config.difficulty}", states))
+        for level in levels:
+            states = generated_states(topic, level, problems, seed)
+            sets.append((topic, level, f"generated {level}", states))
     if problems_file is not None:
         try:
             written = read_problems(problems_file)
             for group in dict.fromkeys(g for g, _ in written):
                 texts = [t for g, t in written if g == group]
                 topic = config.topics[0]
-                states = typed_states(topic, texts, config.difficulty)
-                sets.append((topic, f"file: {group}", states))
+                states = typed_states(topic, texts, levels[0])
+                sets.append((topic, levels[0], f"file: {group}", states))
         except (OSError, ValueError) as error:
             raise _fail(f"--problems-file {problems_file}: {error}") from None
     agent = _load(folder)
     rows = []
-    for topic, label, states in sets:
-        greedy = run(topic, states, agent.network.predict, "greedy", config.difficulty)
-        safe = run(
-            topic, states, agent.network.predict, "no-revisit", config.difficulty
-        )
-        rand = run(topic, states, None, difficulty=config.difficulty, seed=seed)
+    for topic, level, label, states in sets:
+        greedy = run(topic, states, agent.network.predict, "greedy", level)
+        safe = run(topic, states, agent.network.predict, "no-revisit", level)
+        rand = run(topic, states, None, difficulty=level, seed=seed)
         rows.append(
             {
                 "topic": topic,
@@ -354,6 +394,49 @@ def evaluate(
             f"{r['topic']:<26} {r['set']:<36} {r['problems']:>8} "
             f"{r['greedy_win_rate']:>7.3f} {r['no_revisit_win_rate']:>10.3f} "
             f"{r['greedy_mean_steps']:>6.2f} {r['random_win_rate']:>7.3f}"
+        )
+
+
+def _evaluate_gym(
+    folder: str, topic: str, episodes: int, seed: int, as_json: bool
+) -> None:
+    """Mean return of the greedy policy and of random valid actions."""
+    import json
+
+    from .evaluation import gym_returns
+
+    agent = _load(folder)
+    rows = []
+    for policy, act in (
+        ("greedy", agent.network.numpy_actor()),
+        ("random", None),
+    ):
+        stats = gym_returns(topic, act, episodes=episodes, seed=seed)
+        rows.append(
+            {
+                "topic": topic,
+                "policy": policy,
+                "episodes": stats.episodes,
+                "mean_return": round(stats.mean_return, 3),
+                "std_return": round(stats.std_return, 3),
+                "win_rate": round(stats.win_rate, 4),
+                "mean_steps": round(stats.mean_steps, 2),
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps({"model": folder, "seed": seed, "results": rows}))
+        return
+    header = (
+        f"{'topic':<26} {'policy':<8} {'episodes':>8} {'mean return':>12} "
+        f"{'std':>8} {'win rate':>8} {'steps':>7}"
+    )
+    typer.echo(header)
+    typer.echo("-" * len(header))
+    for r in rows:
+        typer.echo(
+            f"{r['topic']:<26} {r['policy']:<8} {r['episodes']:>8} "
+            f"{r['mean_return']:>12.2f} {r['std_return']:>8.2f} "
+            f"{r['win_rate']:>8.3f} {r['mean_steps']:>7.1f}"
         )
 
 

@@ -24,8 +24,20 @@ TOPICS: tuple[str, ...] = (
     "binomial",
 )
 
-#: Problem difficulties offered by every Mathy topic.
+#: Problem difficulties offered by every Mathy topic, easiest first (the
+#: curriculum's levels).
 DIFFICULTIES: tuple[str, ...] = ("easy", "normal", "hard")
+
+#: A topic ``gym:ENV_ID`` trains on an installed Gymnasium environment.
+GYM_PREFIX = "gym:"
+
+TOPIC_CHOICES = ", ".join(TOPICS) + f", or {GYM_PREFIX}ENV_ID (a Gymnasium environment)"
+
+
+def is_gym_topic(topic: str) -> bool:
+    """True for ``gym:ENV_ID`` topics."""
+    return topic.startswith(GYM_PREFIX)
+
 
 #: Where workers run (see mathy_a3c.backends).
 BACKENDS: tuple[str, ...] = ("threads", "processes", "ray")
@@ -59,10 +71,29 @@ class A3CConfig:
     topics: list[str] = _field(
         ["poly"],
         "Mathy topics to train on. Several topics are rotated episode by episode; "
-        "a comma-separated string is accepted. Choices: " + ", ".join(TOPICS) + ".",
+        "a comma-separated string is accepted. Choices: " + TOPIC_CHOICES + " "
+        "(one gym topic, on its own; it must have a Discrete action space).",
     )
-    difficulty: str = _field(
-        "easy", "Problem difficulty: " + ", ".join(DIFFICULTIES) + "."
+    difficulty: str | None = _field(
+        None,
+        "Problem difficulty: " + ", ".join(DIFFICULTIES) + ". Unset, a curriculum "
+        "starts each worker on easy and promotes or demotes it by its recent win "
+        "rate on each topic.",
+    )
+    curriculum_window: int = _field(
+        50,
+        "Curriculum: a worker's episodes on a topic over which its win rate is "
+        "measured; a promotion or demotion starts a new window.",
+    )
+    promote_at: float = _field(
+        0.9,
+        "Curriculum: move a worker to the next harder difficulty when its win "
+        "rate over the window reaches this.",
+    )
+    demote_below: float = _field(
+        0.5,
+        "Curriculum: move a worker back to the next easier difficulty when its "
+        "win rate over the window falls below this.",
     )
     model_dir: str = _field(
         "output/a3c",
@@ -124,7 +155,8 @@ class A3CConfig:
     # -- the model --------------------------------------------------------
     model_size: int = _field(
         64,
-        "Width of the model: embedding size, convolution channels and head units.",
+        "Width of the model: embedding size, convolution channels and head units "
+        "(for gym topics: the units of each hidden layer of the MLPs).",
     )
 
     # -- run control and output -------------------------------------------
@@ -162,18 +194,39 @@ class A3CConfig:
         """Raise :class:`ConfigError` for the first invalid field."""
         if not self.topics:
             raise ConfigError(
-                "topics must name at least one topic. Valid topics: "
-                + ", ".join(TOPICS)
+                "topics must name at least one topic. Valid topics: " + TOPIC_CHOICES
             )
         for topic in self.topics:
-            if topic not in TOPICS:
+            if topic not in TOPICS and not is_gym_topic(topic):
                 raise ConfigError(
-                    f"Unknown topic {topic!r}. Valid topics: {', '.join(TOPICS)}"
+                    f"Unknown topic {topic!r}. Valid topics: {TOPIC_CHOICES}"
                 )
-        if self.difficulty not in DIFFICULTIES:
+            if topic == GYM_PREFIX:
+                raise ConfigError(
+                    f"Topic {topic!r} names no environment; write "
+                    f"{GYM_PREFIX}ENV_ID, e.g. {GYM_PREFIX}CartPole-v1"
+                )
+        if self.is_gym and len(self.topics) > 1:
             raise ConfigError(
-                f"difficulty must be one of {', '.join(DIFFICULTIES)}; "
-                f"got {self.difficulty!r}"
+                f"A gym topic trains on its own; got topics {', '.join(self.topics)}"
+            )
+        if self.difficulty is not None and self.difficulty not in DIFFICULTIES:
+            raise ConfigError(
+                f"difficulty must be one of {', '.join(DIFFICULTIES)}, or unset for "
+                f"the curriculum; got {self.difficulty!r}"
+            )
+        if self.is_gym and self.difficulty is not None:
+            raise ConfigError(
+                f"difficulty applies to Mathy topics only; {self.topics[0]} has "
+                f"none (got difficulty {self.difficulty!r})"
+            )
+        _int_at_least(self, "curriculum_window", 1)
+        _number_in(self, "promote_at", 0.0, 1.0, low_open=True)
+        _number_in(self, "demote_below", 0.0, 1.0)
+        if self.demote_below >= self.promote_at:
+            raise ConfigError(
+                f"demote_below must be below promote_at; got demote_below "
+                f"{self.demote_below!r} and promote_at {self.promote_at!r}"
             )
         if self.backend not in BACKENDS:
             raise ConfigError(
@@ -200,6 +253,16 @@ class A3CConfig:
                 raise ConfigError(
                     f"{name} must be true or false; got {getattr(self, name)!r}"
                 )
+
+    @property
+    def is_gym(self) -> bool:
+        """True when training on a ``gym:ENV_ID`` topic."""
+        return is_gym_topic(self.topics[0])
+
+    @property
+    def curriculum(self) -> bool:
+        """True when the curriculum picks difficulties (Mathy, no difficulty)."""
+        return self.difficulty is None and not self.is_gym
 
     # ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

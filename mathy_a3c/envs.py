@@ -110,15 +110,17 @@ class Observation(NamedTuple):
     """float32 [ACTION_SIZE]: 1 where (rule, node) is valid, rule-major."""
 
 
-def stack(observations: list[Observation]) -> Observation:
-    """Batch observations along a new leading axis."""
-    return Observation(
+def stack(observations: list[Any]) -> Any:
+    """Batch observations (NamedTuples of arrays) along a new leading axis."""
+    return type(observations[0])(
         *(np.stack(column) for column in zip(*observations, strict=True))
     )
 
 
 class StepResult(NamedTuple):
-    observation: Observation
+    observation: Any
+    """The next state's model inputs: an :class:`Observation` for Mathy
+    topics, a ``gym_envs.VectorObservation`` for gym topics."""
     reward: float
     done: bool
     win: bool
@@ -127,6 +129,10 @@ class StepResult(NamedTuple):
     expression: str
     error: str | None = None
     """Set when the environment raised on an action its mask allowed."""
+    truncated: bool = False
+    """The episode ended by a time limit, not by the task: ``observation`` is
+    a real next state whose value the return should bootstrap from. (Mathy's
+    move limit is part of its game, a loss, so Mathy never sets this.)"""
 
 
 class ProblemSeed:
@@ -282,6 +288,7 @@ class MathyTask:
     ) -> None:
         self.topics = list(topics)
         self.envs = {topic: make_env(topic) for topic in self.topics}
+        self.difficulty = difficulty
         self.args = MathyEnvProblemArgs(difficulty=MathyEnvDifficulty(difficulty))
         self.seed = ProblemSeed(seed)
         self._next = offset % len(self.topics)
@@ -292,8 +299,17 @@ class MathyTask:
         #: The generator's complexity (its number of terms) of the last problem.
         self.last_complexity = 0
 
-    def reset(self) -> Observation:
-        """Start an episode on a new problem of the next topic."""
+    @property
+    def next_topic(self) -> str:
+        """The topic the next :meth:`reset` plays."""
+        return self.topics[self._next]
+
+    def reset(self, difficulty: str | None = None) -> Observation:
+        """Start an episode on a new problem of the next topic (at
+        ``difficulty``, which then stays, or at the current one)."""
+        if difficulty is not None and difficulty != self.difficulty:
+            self.difficulty = difficulty
+            self.args = MathyEnvProblemArgs(difficulty=MathyEnvDifficulty(difficulty))
         self.topic = self.topics[self._next]
         self._next = (self._next + 1) % len(self.topics)
         self.env = self.envs[self.topic]
@@ -315,6 +331,17 @@ class MathyTask:
         observation = observe(self.env, state)
         self.state, self.problem = state, state.agent.problem
         return observation
+
+    def describe_start(self) -> str:
+        """The ``--show`` line that opens an episode."""
+        return f"[{self.topic} {self.difficulty}] {self.problem}"
+
+    def describe_step(self, number: int, result: StepResult) -> str:
+        """The ``--show`` line of one step."""
+        return (
+            f"  {number:>3} | {result.rule[:26]:<26} @{result.node:<3} | "
+            f"{result.expression} | {result.reward:+.2f}"
+        )
 
     def step(self, action: int) -> StepResult:
         """Apply a flat action ``rule * MAX_NODES + node``."""
@@ -348,6 +375,8 @@ class MathyTask:
             observation=observation,
             reward=reward,
             done=done,
+            # The environment's win flag: mathy_envs' gym wrapper sets info["win"]
+            # the same way, from the terminal transition, not the summed reward.
             win=done and reward > 0.0,
             rule=rule_name,
             node=node,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from mathy_envs.state import MathyEnvState
 
 from .envs import MathyTask, Observation, make_env, stack, typed_state
+from .gym_envs import GymTask
 from .inference import choose_action
 
 
@@ -110,3 +112,65 @@ def evaluate(
                 still.append(i)
         active = still
     return EvalResult(problems=len(states), wins=wins, total_steps=steps)
+
+
+@dataclass(frozen=True)
+class ReturnStats:
+    """Episode returns of a policy on a gym topic."""
+
+    returns: tuple[float, ...]
+    wins: int
+    total_steps: int
+
+    @property
+    def episodes(self) -> int:
+        return len(self.returns)
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns)) if self.returns else 0.0
+
+    @property
+    def std_return(self) -> float:
+        return float(np.std(self.returns)) if self.returns else 0.0
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / self.episodes if self.returns else 0.0
+
+    @property
+    def mean_steps(self) -> float:
+        return self.total_steps / self.episodes if self.returns else 0.0
+
+
+def gym_returns(
+    topic: str,
+    act: Callable[[Any], tuple[np.ndarray, float]] | None,
+    episodes: int = 100,
+    seed: int = 0,
+) -> ReturnStats:
+    """Play ``episodes`` episodes of a gym topic, episode ``i`` reset with seed
+    ``seed + i``; ``act`` maps one observation to (masked logits, value) and
+    is played greedily; ``None`` plays uniformly random valid actions."""
+    rng = np.random.default_rng(seed)
+    task = GymTask(topic, seed=seed)
+    returns, wins, steps = [], 0, 0
+    try:
+        for i in range(episodes):
+            task.seed = seed + i
+            observation = task.reset()
+            while True:
+                if act is None:
+                    action = int(rng.choice(np.flatnonzero(observation.mask)))
+                else:
+                    action = int(np.argmax(act(observation)[0]))
+                result = task.step(action)
+                steps += 1
+                if result.done:
+                    break
+                observation = result.observation
+            returns.append(task.total)
+            wins += int(result.win)
+    finally:
+        task.close()
+    return ReturnStats(tuple(returns), wins, steps)

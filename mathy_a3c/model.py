@@ -18,6 +18,8 @@ rollout step or an update never retraces.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
 
@@ -26,6 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
+from .config import A3CConfig
 from .envs import (
     ACTION_SIZE,
     HISTORY_SIZE,
@@ -36,6 +39,7 @@ from .envs import (
     Observation,
 )
 from .flat_adam import FlatAdam
+from .gym_envs import GymSpec
 from .types import LossTerms
 
 #: Logit given to invalid actions: exp() of it is exactly 0 in float32.
@@ -118,6 +122,62 @@ def masked_policy_logits(per_node: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.where(mask > 0, logits, MASKED_LOGIT)
 
 
+def build_vector_model(
+    obs_size: int, n_actions: int, model_size: int = 64
+) -> keras.Model:
+    """An actor-critic for vector observations (gym topics):
+    vector -> (logits [B, n_actions], value [B]).
+
+    Separate actor and critic MLPs of two ``tanh`` layers each, with
+    orthogonal initialisation (gain sqrt(2) for hidden layers, 0.01 for the
+    policy head, 1 for the value head), as CleanRL and Stable-Baselines3 use
+    for CartPole-like tasks.
+    """
+    vector = keras.Input((obs_size,), dtype="float32", name="vector")
+    hidden = keras.initializers.Orthogonal(gain=float(np.sqrt(2.0)))
+
+    def mlp(prefix: str) -> tf.Tensor:
+        h = vector
+        for i in range(2):
+            h = layers.Dense(
+                model_size,
+                activation="tanh",
+                kernel_initializer=hidden,
+                name=f"{prefix}_{i}",
+            )(h)
+        return h
+
+    logits = layers.Dense(
+        n_actions,
+        kernel_initializer=keras.initializers.Orthogonal(gain=0.01),
+        name="policy_head",
+    )(mlp("policy"))
+    value = layers.Dense(
+        1, kernel_initializer=keras.initializers.Orthogonal(gain=1.0), name="value_head"
+    )(mlp("value"))
+    return keras.Model(
+        inputs=[vector],
+        outputs=[logits, ops.squeeze(value, -1)],
+        name="vector_actor_critic",
+    )
+
+
+def _mask_logits(logits: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    return tf.where(mask > 0, logits, MASKED_LOGIT)
+
+
+def _unchanged(batch: Any) -> Any:
+    return batch
+
+
+def vector_signature(obs_size: int, n_actions: int) -> list[tf.TensorSpec]:
+    """Input signature of a batch of vector observations and their masks."""
+    return [
+        tf.TensorSpec([None, obs_size], tf.float32),
+        tf.TensorSpec([None, n_actions], tf.float32),
+    ]
+
+
 def observation_signature() -> list[tf.TensorSpec]:
     """Input signature of a batch of observations (any batch size and length)."""
     return [
@@ -144,6 +204,17 @@ def trimmed(batch: Observation) -> Observation:
     )
 
 
+def network_for(config: A3CConfig, spec: GymSpec | None) -> ActorCritic:
+    """The actor-critic a config asks for (``spec`` from ``tasks.task_spec``)."""
+    return ActorCritic(
+        config.model_size,
+        entropy_coef=config.entropy_coef,
+        value_coef=config.value_coef,
+        max_grad_norm=config.max_grad_norm,
+        spec=spec,
+    )
+
+
 class ActorCritic:
     """A Keras actor-critic model with compiled forward and gradient calls.
 
@@ -159,27 +230,44 @@ class ActorCritic:
         entropy_coef: float = 0.01,
         value_coef: float = 0.5,
         max_grad_norm: float = 0.5,
+        spec: GymSpec | None = None,
     ) -> None:
-        self.model = build_model(model_size)
+        #: ``None`` for Mathy topics; the observation and action sizes of a
+        #: gym topic, whose model is :func:`build_vector_model`.
+        self.spec = spec
+        if spec is None:
+            self.model = build_model(model_size)
+            obs_sig = observation_signature()
+            to_logits: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] = (
+                masked_policy_logits
+            )
+            self._prepare: Callable[[Any], Any] = trimmed
+            self.action_size = ACTION_SIZE
+        else:
+            self.model = build_vector_model(spec.obs_size, spec.n_actions, model_size)
+            obs_sig = vector_signature(spec.obs_size, spec.n_actions)
+            to_logits = _mask_logits
+            self._prepare = _unchanged
+            self.action_size = spec.n_actions
         self.variables = list(self.model.trainable_variables)
-        obs_sig = observation_signature()
         batch = tf.TensorSpec([None], tf.float32)
         actions = tf.TensorSpec([None], tf.int32)
+        model = self.model
+
+        def call(inputs: tuple, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+            outputs, value = model(list(inputs[:-1]), training=training)
+            return to_logits(outputs, inputs[-1]), value
 
         @tf.function(input_signature=obs_sig)
-        def forward(nodes, values, ptype, time, history, last, mask):
-            inputs = [nodes, values, ptype, time, history, last]
-            per_node, value = self.model(inputs, training=False)
-            return masked_policy_logits(per_node, mask), value
+        def forward(*inputs):
+            return call(inputs, training=False)
 
         @tf.function(input_signature=[*obs_sig, actions, batch, batch])
-        def gradients(
-            nodes, values, ptype, time, history, last, mask, act, advantages, returns
-        ):
-            inputs = [nodes, values, ptype, time, history, last]
+        def gradients(*args):
+            inputs, act, advantages, returns = args[:-3], args[-3], args[-2], args[-1]
+            mask = inputs[-1]
             with tf.GradientTape() as tape:
-                per_node, value = self.model(inputs, training=True)
-                logits = masked_policy_logits(per_node, mask)
+                logits, value = call(inputs, training=True)
                 log_probs = tf.nn.log_softmax(logits)
                 chosen = tf.gather(log_probs, act, batch_dims=1)
                 probs = tf.exp(log_probs)
@@ -223,16 +311,20 @@ class ActorCritic:
         self._set_flat = set_flat.get_concrete_function()
 
     # ------------------------------------------------------------------
-    def step(self, observation: Observation) -> tuple[np.ndarray, float]:
-        """Masked logits [ACTION_SIZE] and value for a single observation."""
-        batch = trimmed(Observation(*(np.expand_dims(a, 0) for a in observation)))
-        logits, value = self._forward(*batch)
+    def step(self, observation: Any) -> tuple[np.ndarray, float]:
+        """Masked logits [action_size] and value for a single observation."""
+        one = type(observation)(*(np.expand_dims(a, 0) for a in observation))
+        logits, value = self._forward(*self._prepare(one))
         return logits.numpy()[0], float(value.numpy()[0])
 
-    def predict(self, batch: Observation) -> tuple[np.ndarray, np.ndarray]:
-        """Masked logits [B, ACTION_SIZE] and values [B] for a batch."""
-        logits, value = self._forward(*trimmed(batch))
+    def predict(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Masked logits [B, action_size] and values [B] for a batch."""
+        logits, value = self._forward(*self._prepare(batch))
         return logits.numpy(), value.numpy()
+
+    def numpy_actor(self) -> NumpyActor | VectorNumpyActor:
+        """A numpy mirror of this model's forward pass, for acting."""
+        return NumpyActor(self) if self.spec is None else VectorNumpyActor(self)
 
     def compute_gradients(
         self,
@@ -244,7 +336,7 @@ class ActorCritic:
         """Clipped gradients of the A3C loss on a rollout; returns the loss
         terms and keeps the gradients for :meth:`flat_gradients`."""
         terms, self._last_flat_grads = self._gradients(
-            *trimmed(batch),
+            *self._prepare(batch),
             np.asarray(actions, np.int32),
             np.asarray(advantages, np.float32),
             np.asarray(returns, np.float32),
@@ -391,6 +483,46 @@ class GlobalModel:
         return weights, opt
 
 
+class VectorNumpyActor:
+    """:func:`build_vector_model`'s forward pass in numpy (gym topics)."""
+
+    def __init__(self, network: ActorCritic) -> None:
+        self.network = network
+        self.refresh()
+
+    def refresh(self, flat: np.ndarray | None = None) -> None:
+        """Re-read the weights; see :meth:`NumpyActor.refresh`."""
+        w = _weights_by_path(self.network, flat)
+        self.policy = [(w[f"policy_{i}/kernel"], w[f"policy_{i}/bias"]) for i in (0, 1)]
+        self.value = [(w[f"value_{i}/kernel"], w[f"value_{i}/bias"]) for i in (0, 1)]
+        self.policy_head = (w["policy_head/kernel"], w["policy_head/bias"])
+        self.value_head = (w["value_head/kernel"][:, 0], w["value_head/bias"][0])
+
+    def __call__(self, obs: Any) -> tuple[np.ndarray, float]:
+        """Masked logits [n_actions] and value for one observation."""
+        p = v = obs.vector
+        for kernel, bias in self.policy:
+            p = np.tanh(p @ kernel + bias)
+        for kernel, bias in self.value:
+            v = np.tanh(v @ kernel + bias)
+        logits = (p @ self.policy_head[0] + self.policy_head[1]).astype(np.float32)
+        logits[obs.mask <= 0] = MASKED_LOGIT
+        return logits, float(v @ self.value_head[0] + self.value_head[1])
+
+
+def _weights_by_path(
+    net: ActorCritic, flat: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    if flat is None:
+        weights = net.get_weights()
+    else:
+        parts = np.split(flat, np.cumsum(net.sizes)[:-1])
+        weights = [
+            p.reshape(v.shape) for p, v in zip(parts, net.variables, strict=True)
+        ]
+    return dict(zip((v.path for v in net.variables), weights, strict=True))
+
+
 class NumpyActor:
     """The network's forward pass in numpy, for acting one state at a time.
 
@@ -411,15 +543,7 @@ class NumpyActor:
         ``flat`` (from :meth:`ActorCritic.flat_weights`) saves reading them
         back from TensorFlow when the caller already has them.
         """
-        net = self.network
-        if flat is None:
-            weights = net.get_weights()
-        else:
-            parts = np.split(flat, np.cumsum(net.sizes)[:-1])
-            weights = [
-                p.reshape(v.shape) for p, v in zip(parts, net.variables, strict=True)
-            ]
-        w = dict(zip((v.path for v in net.variables), weights, strict=True))
+        w = _weights_by_path(self.network, flat)
         self.embedding = w["node_embedding/embeddings"]
         self.value_kernel = w["value_projection/kernel"][0]
         self.value_bias = w["value_projection/bias"]
@@ -439,8 +563,8 @@ class NumpyActor:
         self.value_hidden = (w["value_hidden/kernel"], w["value_hidden/bias"])
         self.value_head = (w["value_head/kernel"][:, 0], w["value_head/bias"][0])
 
-    def __call__(self, obs: Observation) -> tuple[np.ndarray, float]:
-        """Masked logits [ACTION_SIZE] and value for one observation."""
+    def __call__(self, obs: Any) -> tuple[np.ndarray, float]:
+        """Masked logits [ACTION_SIZE] and value for one :class:`Observation`."""
         n = max(1, int(np.count_nonzero(obs.nodes)))
         nodes = obs.nodes[:n]
         ctx_in = np.concatenate([obs.type, obs.time, obs.history])

@@ -32,3 +32,7 @@ class EpisodeReport:
     seconds: float
     env_error: str | None = None
     """Set when the environment raised on an action its mask allowed."""
+    difficulty: str = ""
+    """The Mathy difficulty played ("" for gym topics)."""
+    level_change: str = ""
+    """Set when this episode moved the worker's curriculum: what changed."""

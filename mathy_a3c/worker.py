@@ -14,15 +14,18 @@ import cProfile
 import os
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from .config import A3CConfig
 from .counting import StepCounter
-from .envs import MathyTask, Observation, stack
-from .model import ActorCritic, NumpyActor, sample_action
+from .curriculum import Curriculum
+from .envs import stack
+from .gym_envs import GymTask
+from .model import ActorCritic, network_for, sample_action
 from .returns import advantages_and_returns
+from .tasks import make_task
 from .types import EpisodeReport, LossTerms
 
 
@@ -82,17 +85,16 @@ class Worker:
         problem_seed, action_seed = np.random.SeedSequence(
             [config.seed, worker_id, first_episode]
         ).generate_state(2)
-        self.task = MathyTask(
-            config.topics, config.difficulty, seed=int(problem_seed), offset=worker_id
-        )
+        self.task = make_task(config, seed=int(problem_seed), offset=worker_id)
         self.rng = np.random.default_rng(int(action_seed))
-        self.local = ActorCritic(
-            config.model_size,
-            entropy_coef=config.entropy_coef,
-            value_coef=config.value_coef,
-            max_grad_norm=config.max_grad_norm,
+        spec = self.task.spec if isinstance(self.task, GymTask) else None
+        self.local = network_for(config, spec)
+        self.actor = self.local.numpy_actor()
+        self.curriculum = (
+            Curriculum(config.curriculum_window, config.promote_at, config.demote_below)
+            if config.curriculum
+            else None
         )
-        self.actor = NumpyActor(self.local)
         self.show = config.print_training and worker_id == 0
         self.wait_s = config.worker_wait / 1000.0 if worker_id > 0 else 0.0
 
@@ -123,11 +125,14 @@ class Worker:
     def run_episode(self, episode: int) -> EpisodeReport | None:
         """Play one episode, updating the global model every few steps."""
         start = time.perf_counter()
-        observation = self.task.reset()
+        difficulty = None
+        if self.curriculum is not None:
+            difficulty = self.curriculum.difficulty(self.task.next_topic)
+        observation = self.task.reset(difficulty)
         problem = self.task.problem
         if self.show:
-            self.reporter.show(self.id, f"[{self.task.topic}] {problem}")
-        rollout: list[tuple[Observation, int, float, float]] = []
+            self.reporter.show(self.id, self.task.describe_start())
+        rollout: list[tuple[Any, int, float, float]] = []
         losses: list[LossTerms] = []
         total_reward, steps = 0.0, 0
         while True:
@@ -138,13 +143,12 @@ class Worker:
             total_reward += result.reward
             steps += 1
             if self.show:
-                self.reporter.show(
-                    self.id,
-                    f"  {steps:>3} | {result.rule[:26]:<26} @{result.node:<3} | "
-                    f"{result.expression} | {result.reward:+.2f}",
-                )
+                self.reporter.show(self.id, self.task.describe_step(steps, result))
             if result.done or len(rollout) >= self.config.update_interval:
-                bootstrap = 0.0 if result.done else self.actor(result.observation)[1]
+                # Bootstrap from V(s') unless the task really ended (a time
+                # limit is not the task's end: see StepResult.truncated).
+                ended = result.done and not result.truncated
+                bootstrap = 0.0 if ended else self.actor(result.observation)[1]
                 losses.append(self.update(rollout, bootstrap))
                 rollout = []
             if result.done:
@@ -156,6 +160,9 @@ class Worker:
                 time.sleep(self.wait_s)
         self.steps.add(steps)
         mean = LossTerms(*np.mean(np.asarray(losses, dtype=np.float64), axis=0))
+        change = None
+        if self.curriculum is not None:
+            change = self.curriculum.record(self.task.topic, result.win)
         return EpisodeReport(
             worker=self.id,
             episode=episode,
@@ -168,10 +175,12 @@ class Worker:
             losses=mean,
             seconds=time.perf_counter() - start,
             env_error=result.error,
+            difficulty=self.task.difficulty,
+            level_change=change.describe(self.id) if change else "",
         )
 
     def update(
-        self, rollout: list[tuple[Observation, int, float, float]], bootstrap: float
+        self, rollout: list[tuple[Any, int, float, float]], bootstrap: float
     ) -> LossTerms:
         """Gradients on the local model -> global optimizer -> resync."""
         observations, actions, rewards, values = zip(*rollout, strict=True)
