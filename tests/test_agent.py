@@ -246,3 +246,28 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny, monkey
     assert after.episodes == before.episodes
     for path, value in before.weights.items():
         np.testing.assert_array_equal(after.weights[path], value)
+
+
+def test_cartpole_return_improves_over_the_untrained_policy(tmp_path):
+    """About 1000 steps of one worker (deterministic for a seed) on CartPole."""
+    from mathy_a3c.evaluation import gym_returns
+
+    config = A3CConfig(
+        topics=["gym:CartPole-v1"],
+        model_dir=str(tmp_path / "cartpole"),
+        num_workers=1,
+        max_eps=40,
+        seed=1,
+    )
+    agent = A3CAgent(config, console=False)
+
+    def greedy_return():
+        actor = agent.network.numpy_actor()
+        return gym_returns(config.topics[0], actor, episodes=20, seed=123).mean_return
+
+    before = greedy_return()
+    result = agent.train()
+    after = greedy_return()
+    assert 500 < result.steps < 2000
+    assert before < 15  # the untrained greedy policy drops the pole at once
+    assert after > 3 * before, (before, after)

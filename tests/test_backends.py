@@ -27,9 +27,12 @@ class Recorder(Callback):
         self.shown.append(worker)
 
 
-def test_two_worker_processes_train_exactly_max_eps_with_show_and_profiles(tiny):
+@pytest.mark.parametrize("topic", ["poly", "gym:CartPole-v1"])
+def test_two_worker_processes_train_exactly_max_eps_with_show_and_profiles(
+    tiny, topic
+):
     config = A3CConfig(
-        **{**tiny, "max_eps": 8},
+        **{**tiny, "max_eps": 8, "topics": [topic]},
         backend="processes",
         profile=True,
         print_training=True,
@@ -135,10 +138,14 @@ def _running(pids):
 
 
 @pytest.mark.slow
-def test_two_ray_actors_train_with_a_local_runtime(tiny):
+@pytest.mark.parametrize("topic", ["poly", "gym:CartPole-v1"])
+def test_two_ray_actors_train_with_a_local_runtime(tiny, topic):
     pytest.importorskip("ray")
     config = A3CConfig(
-        **{**tiny, "max_eps": 8}, backend="ray", profile=True, print_training=True
+        **{**tiny, "max_eps": 8, "topics": [topic]},
+        backend="ray",
+        profile=True,
+        print_training=True,
     )
     recorder = Recorder()
     result = A3CAgent(config, callbacks=[recorder], console=False).train()

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from mathy_a3c.checkpoint import load_checkpoint
 from mathy_a3c.cli import app
-from mathy_a3c.config import TOPICS
+from mathy_a3c.config import DIFFICULTIES, TOPICS
 
 runner = CliRunner()
 
@@ -59,11 +59,25 @@ def test_version():
         (["train", "zero", "poly", "out"], "Unknown agent 'zero'. Valid agents: a3c"),
         (
             ["train", "a3c", "polly", "out"],
-            "Unknown topic 'polly'. Valid topics: " + ", ".join(TOPICS),
+            "Unknown topic 'polly'. Valid topics: " + ", ".join(TOPICS) + ", or gym:",
         ),
         (
             ["train", "a3c", "poly", "out", "--difficulty", "medium"],
-            "difficulty must be one of easy, normal, hard; got 'medium'",
+            "difficulty must be one of easy, normal, hard, or unset for the "
+            "curriculum; got 'medium'",
+        ),
+        (
+            ["train", "a3c", "gym:Pendulum-v1", "out"],
+            "gym:Pendulum-v1 has action space Box(-2.0, 2.0, (1,), float32); A3C "
+            "here needs a Discrete action space",
+        ),
+        (
+            ["train", "a3c", "gym:NoSuchEnv-v0", "out"],
+            "Unknown Gymnasium environment 'NoSuchEnv-v0' in topic 'gym:NoSuchEnv-v0'",
+        ),
+        (
+            ["train", "a3c", "gym:CartPole-v1", "out", "--difficulty", "easy"],
+            "difficulty applies to Mathy topics only",
         ),
         (
             ["train", "a3c", "poly", "out", "--workers", "-3"],
@@ -100,7 +114,7 @@ def test_train_two_workers_with_show_and_profile(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "[poly]" in out  # the problem worker 0 starts on
+    assert "[poly easy]" in out  # the problem worker 0 starts on (curriculum)
     assert " w0 ep " in out and ("WIN" in out or "LOSE" in out)
     assert " | +" in out or " | -" in out  # per-step lines with rewards
     assert "Trained 6 episodes" in out
@@ -260,11 +274,17 @@ def test_evaluate_prints_a_table_and_json(trained, tmp_path):
     assert table.exit_code == 0, table.output
     assert "no-revisit" in table.output and "random" in table.output
     assert "file: pairs" in table.output and "file: far" in table.output
+    # A curriculum model is measured at every difficulty, a fixed one at one.
     result = runner.invoke(app, ["evaluate", trained, "--problems", "10", "--json"])
     assert result.exit_code == 0
-    data = json.loads(result.output)
-    (row,) = data["results"]
+    rows = json.loads(result.output)["results"]
+    assert [r["set"] for r in rows] == [f"generated {d}" for d in DIFFICULTIES]
+    result = runner.invoke(
+        app, ["evaluate", trained, "--problems", "10", "--difficulty", "hard", "--json"]
+    )
+    (row,) = json.loads(result.output)["results"]
     assert row["topic"] == "poly" and row["problems"] == 10
+    assert row["set"] == "generated hard"
     for key in (
         "greedy_win_rate",
         "no_revisit_win_rate",
@@ -283,3 +303,30 @@ def test_problems_prints_generated_problems_with_complexity():
     for line in lines[1:]:
         complexity, moves, problem = line.split(maxsplit=2)
         assert int(moves) == 4 * int(complexity) and "+" in problem
+
+
+def test_a_gym_topic_trains_shows_profiles_resumes_and_evaluates(tmp_path):
+    folder = str(tmp_path / "cartpole")
+    args = ["train", "a3c", "gym:CartPole-v1", folder, *TINY, "--no-progress"]
+    first = runner.invoke(
+        app, [*args, "--episodes", "6", "--backend", "processes", "--show", "--profile"]
+    )
+    assert first.exit_code == 0, first.output
+    assert "[gym:CartPole-v1] CartPole-v1 episode 1" in first.output
+    assert "| action " in first.output
+    assert os.path.exists(os.path.join(folder, "worker_1.profile"))
+    again = runner.invoke(app, [*args, "--episodes", "4"])
+    assert again.exit_code == 0, again.output
+    assert "Resuming" in again.output
+    assert load_checkpoint(folder).episodes == 10
+    result = runner.invoke(app, ["evaluate", folder, "--problems", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["policy"]: r for r in json.loads(result.output)["results"]}
+    assert set(rows) == {"greedy", "random"}
+    assert rows["greedy"]["episodes"] == 5 and rows["greedy"]["mean_return"] >= 8
+    refused = runner.invoke(app, ["simplify", "2x + x", "--model", folder])
+    assert refused.exit_code == 2
+    assert "simplify needs one trained on Mathy topics" in refused.output
+    mixed = runner.invoke(app, ["train", "a3c", "poly", folder, *TINY])
+    assert mixed.exit_code == 2
+    assert "holds a model for gym:CartPole-v1" in mixed.output

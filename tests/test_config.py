@@ -22,6 +22,7 @@ def test_unknown_topic_lists_every_valid_name():
     message = str(info.value)
     assert "'polly'" in message
     assert all(topic in message for topic in TOPICS)
+    assert "gym:ENV_ID" in message
     assert "\n" not in message
 
 
@@ -45,6 +46,12 @@ def test_unknown_topic_lists_every_valid_name():
         ("seed", -1, "seed must be an integer >= 0"),
         ("profile", "yes", "profile must be true or false"),
         ("model_dir", " ", "model_dir must be a folder path"),
+        ("curriculum_window", 0, "curriculum_window must be an integer >= 1"),
+        ("promote_at", 0.0, "promote_at must be in (0.0, 1.0]"),
+        ("demote_below", 1.5, "demote_below must be in [0.0, 1.0]"),
+        ("demote_below", 0.95, "demote_below must be below promote_at"),
+        ("topics", ["gym:"], "names no environment; write gym:ENV_ID"),
+        ("topics", ["gym:CartPole-v1", "poly"], "A gym topic trains on its own"),
     ],
 )
 def test_bad_values_name_the_field_and_the_valid_range(field, value, expected):
@@ -66,3 +73,18 @@ def test_difficulties_match_mathy_envs():
     from mathy_envs.types import MathyEnvDifficulty
 
     assert set(DIFFICULTIES) == {d.value for d in MathyEnvDifficulty}
+
+
+def test_no_difficulty_means_curriculum_and_a_difficulty_fixes_it():
+    assert A3CConfig().difficulty is None
+    assert A3CConfig().curriculum
+    assert not A3CConfig(difficulty="normal").curriculum
+    gym = A3CConfig(topics=["gym:CartPole-v1"])
+    assert gym.is_gym and not gym.curriculum
+
+
+def test_a_gym_topic_takes_no_difficulty():
+    with pytest.raises(ConfigError) as info:
+        A3CConfig(topics=["gym:CartPole-v1"], difficulty="easy")
+    assert "difficulty applies to Mathy topics only" in str(info.value)
+    assert "gym:CartPole-v1" in str(info.value)

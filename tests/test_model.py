@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from mathy_a3c.envs import ACTION_SIZE, MathyTask, stack
 from mathy_a3c.model import (
+    MASKED_LOGIT,
     ActorCritic,
     GlobalModel,
     NumpyActor,
@@ -141,3 +142,29 @@ def test_flat_weights_round_trip_and_match_the_variables():
     np.testing.assert_array_equal(
         flat, np.concatenate([w.ravel() for w in source.get_weights()])
     )
+
+
+def test_vector_model_numpy_actor_matches_keras_and_masks_actions():
+    from mathy_a3c.gym_envs import GymSpec, VectorObservation
+
+    net = ActorCritic(model_size=16, spec=GymSpec("gym:Toy-v0", 5, 4))
+    _random_weights(net, seed=3)
+    actor = net.numpy_actor()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        obs = VectorObservation(
+            rng.normal(size=5).astype(np.float32),
+            np.array([1, 0, 1, 1], np.float32),
+        )
+        keras_logits, keras_value = net.step(obs)
+        logits, value = actor(obs)
+        assert keras_logits[1] == logits[1] == MASKED_LOGIT
+        np.testing.assert_allclose(logits, keras_logits, rtol=1e-4, atol=1e-5)
+        assert value == pytest.approx(keras_value, rel=1e-4, abs=1e-5)
+    batch = VectorObservation(
+        rng.normal(size=(6, 5)).astype(np.float32), np.ones((6, 4), np.float32)
+    )
+    grads, terms = net.gradients(batch, [0, 1, 2, 3, 0, 1], np.ones(6), np.ones(6))
+    assert [g.shape for g in grads] == [tuple(v.shape) for v in net.variables]
+    assert np.isfinite(terms.total)
+    assert net._gradients_fn.experimental_get_tracing_count() == 1
