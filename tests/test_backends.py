@@ -28,9 +28,7 @@ class Recorder(Callback):
 
 
 @pytest.mark.parametrize("topic", ["poly", "gym:CartPole-v1"])
-def test_two_worker_processes_train_exactly_max_eps_with_show_and_profiles(
-    tiny, topic
-):
+def test_two_worker_processes_train_exactly_max_eps_with_show_and_profiles(tiny, topic):
     config = A3CConfig(
         **{**tiny, "max_eps": 8, "topics": [topic]},
         backend="processes",

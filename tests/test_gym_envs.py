@@ -168,9 +168,7 @@ def test_a_worker_only_plays_valid_actions(tmp_path, env_id):
     assert "| action " in reports.lines[1] and "return 1.00" in reports.lines[1]
 
 
-def test_a_worker_bootstraps_at_a_time_limit_but_not_at_the_end(
-    tmp_path, monkeypatch
-):
+def test_a_worker_bootstraps_at_a_time_limit_but_not_at_the_end(tmp_path, monkeypatch):
     seen = {}
     for env_id in ("TimeLimitedToy-v0", "MaskedToyInfo-v0"):
         worker, _ = _worker(tmp_path, f"gym:{env_id}", 3)
