@@ -2,6 +2,7 @@
 
 import os
 import pstats
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,12 +32,24 @@ TESTED = {
     "cli/use.sh",
     "cli/profile.sh",
     "cli/backends.sh",
+    "cli/gym.sh",
+    "cli/curriculum.sh",
 }
 
 
 def test_every_snippet_is_tested():
     found = {str(p.relative_to(SNIPPETS)) for p in SNIPPETS.rglob("*") if p.is_file()}
     assert found == TESTED
+
+
+def test_every_snippet_include_in_the_docs_is_well_formed():
+    """``--8<-- "path"`` lines must survive formatters and name real files."""
+    docs = SNIPPETS.parent / "docs"
+    for page in docs.glob("*.md"):
+        for line in page.read_text().splitlines():
+            if "8<" in line or "8 <" in line:
+                assert re.fullmatch(r'--8<-- "snippets/[\w/.-]+"', line), (page, line)
+                assert (SNIPPETS.parent / line.split('"')[1]).is_file(), line
 
 
 def test_training_snippet(tmp_path):
@@ -87,3 +100,19 @@ def test_cli_snippets_in_order(tmp_path):
     assert "tottime" in out or "function calls" in out
     out = _bash("cli/backends.sh", tmp_path)
     assert "Trained 200 episodes" in out
+
+
+def test_gym_snippet_trains_cartpole_past_random_play(tmp_path):
+    out = _bash("cli/gym.sh", tmp_path)
+    assert "Trained 600 episodes" in out
+    rows = {
+        line.split()[1]: line.split() for line in out.splitlines() if "gym:" in line
+    }
+    greedy, random = float(rows["greedy"][3]), float(rows["random"][3])
+    assert greedy > 2 * random, out
+
+
+def test_curriculum_snippet_prints_promotions(tmp_path):
+    out = _bash("cli/curriculum.sh", tmp_path)
+    assert "promoted on poly: easy -> normal" in out
+    assert all(f"generated {d}" in out for d in ("easy", "normal", "hard"))

@@ -4,8 +4,9 @@
   (``<!-- mathy-help -->`` for ``mathy --help``);
 * ``<!-- config-table -->`` becomes a table of every ``A3CConfig`` field with
   its default and documentation;
-* ``<!-- learning-results -->`` and ``<!-- throughput-results -->`` become
-  tables of the JSON lines the benchmarks printed, kept in ``docs/results``.
+* ``<!-- learning-results -->``, ``<!-- throughput-results -->`` and
+  ``<!-- cartpole-results -->`` become tables of the JSON lines the benchmarks
+  printed, kept in ``docs/results``.
 
 So the reference pages cannot drift from the code, nor the numbers from the
 benchmark output.
@@ -168,7 +169,32 @@ def _throughput_table() -> str:
     return "\n".join(rows)
 
 
+def _cartpole_table() -> str:
+    runs = _jsonl("cartpole.jsonl")
+    rows = [
+        "| seed | training seconds to a greedy mean return >= 475 | final mean return "
+        "| env steps | steps/s | random mean return |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in runs:
+        reached = r["seconds_to_target"]
+        took = "not reached" if reached is None else f"{reached:.0f}"
+        rows.append(
+            f"| {r['seed']} | {took} | {r['final_mean_return']:.1f} "
+            f"| {r['env_steps']} | {r['steps_per_s']:.0f} "
+            f"| {r['random_mean_return']:.1f} |"
+        )
+    reached = [r["seconds_to_target"] for r in runs if r["seconds_to_target"]]
+    rows += [
+        "",
+        f"Reached in {len(reached)} of {len(runs)} runs"
+        + (f", median {_median(reached):.0f} s." if reached else "."),
+    ]
+    return "\n".join(rows)
+
+
 TABLES = {
+    "<!-- cartpole-results -->": _cartpole_table,
     "<!-- config-table -->": _config_table,
     "<!-- learning-results -->": _learning_table,
     "<!-- throughput-results -->": _throughput_table,
