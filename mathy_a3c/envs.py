@@ -290,6 +290,9 @@ class MathyTask:
         self.envs = {topic: make_env(topic) for topic in self.topics}
         self.difficulty = difficulty
         self.args = MathyEnvProblemArgs(difficulty=MathyEnvDifficulty(difficulty))
+        #: What the model must know of the task beyond the Observation: nothing
+        #: (gym tasks give their sizes here).
+        self.spec = None
         self.seed = ProblemSeed(seed)
         self._next = offset % len(self.topics)
         self.topic = self.topics[self._next]

@@ -22,7 +22,6 @@ from .config import A3CConfig
 from .counting import StepCounter
 from .curriculum import Curriculum
 from .envs import stack
-from .gym_envs import GymTask
 from .model import ActorCritic, network_for, sample_action
 from .returns import advantages_and_returns
 from .tasks import make_task
@@ -33,8 +32,9 @@ class Learner(Protocol):
     """Where a worker's gradients go and where its weights come from."""
 
     def update(self, local: ActorCritic) -> np.ndarray | None:
-        """Apply ``local.grads`` to the global model, then copy the global
-        weights into ``local``. May return them as a flat vector."""
+        """Apply ``local``'s last gradients (``local.flat_gradients()``) to the
+        global model, then copy the global weights into ``local``. May return
+        them as a flat vector."""
 
     def copy_to(self, local: ActorCritic) -> np.ndarray | None:
         """Overwrite a local model's weights with the global ones. May return
@@ -87,8 +87,7 @@ class Worker:
         ).generate_state(2)
         self.task = make_task(config, seed=int(problem_seed), offset=worker_id)
         self.rng = np.random.default_rng(int(action_seed))
-        spec = self.task.spec if isinstance(self.task, GymTask) else None
-        self.local = network_for(config, spec)
+        self.local = network_for(config, self.task.spec)
         self.actor = self.local.numpy_actor()
         self.curriculum = (
             Curriculum(config.curriculum_window, config.promote_at, config.demote_below)

@@ -34,3 +34,56 @@ def wait_for_episode(proc: subprocess.Popen[str], marker: str = " ep ") -> None:
     for line in proc.stdout:
         if marker in line:
             return
+
+
+class RecordingLearner:
+    """A real global model behind the worker's Learner interface; counts updates."""
+
+    def __init__(self, spec: Any = None) -> None:
+        from mathy_a3c.model import ActorCritic, GlobalModel
+
+        network = ActorCritic(model_size=8, spec=spec)
+        self.shared = GlobalModel(network, learning_rate=1e-3)
+        self.updates = 0
+
+    def update(self, local: Any) -> Any:
+        self.updates += 1
+        return self.shared.update(local)
+
+    def copy_to(self, local: Any) -> Any:
+        return self.shared.copy_to(local)
+
+
+class ListReporter:
+    """Keeps what a worker reports: episodes and ``--show`` lines."""
+
+    def __init__(self) -> None:
+        self.episodes: list[Any] = []
+        self.lines: list[tuple[int, str]] = []
+
+    def episode(self, report: Any) -> None:
+        self.episodes.append(report)
+
+    def show(self, worker: int, text: str) -> None:
+        self.lines.append((worker, text))
+
+
+def one_worker(config: Any) -> tuple[Any, RecordingLearner, ListReporter]:
+    """Worker 0 of ``config``, driven directly against a real global model."""
+    import threading
+
+    from mathy_a3c.counting import EpisodeCounter, StepCounter
+    from mathy_a3c.tasks import task_spec
+    from mathy_a3c.worker import Worker
+
+    learner, reporter = RecordingLearner(task_spec(config)), ListReporter()
+    worker = Worker(
+        0,
+        config,
+        learner,
+        reporter,
+        EpisodeCounter(config.max_eps),
+        StepCounter(),
+        threading.Event(),
+    )
+    return worker, learner, reporter

@@ -128,6 +128,8 @@ def test_tensorboard_gets_losses_reward_win_rate_and_learning_rate(tiny):
         "episode/reward",
         "episode/win_rate",
         "train/learning_rate",
+        "win_rate/poly/easy",  # per topic and difficulty (the curriculum's view)
+        "curriculum/mean_level",
     ):
         assert tag in tags, tag
 

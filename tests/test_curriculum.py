@@ -1,14 +1,10 @@
 """The curriculum: promotion, demotion, the fixed case, and a worker using it."""
 
-import threading
-
 import pytest
+from helpers import one_worker
 
 from mathy_a3c.config import DIFFICULTIES, A3CConfig
-from mathy_a3c.counting import EpisodeCounter, StepCounter
 from mathy_a3c.curriculum import Curriculum
-from mathy_a3c.model import ActorCritic, GlobalModel
-from mathy_a3c.worker import Worker
 
 
 def test_promotes_when_the_window_reaches_the_threshold():
@@ -51,28 +47,6 @@ def test_rejects_thresholds_in_the_wrong_order():
         Curriculum(window=5, promote_at=0.5, demote_below=0.6)
 
 
-class _Learner:
-    def __init__(self):
-        self.shared = GlobalModel(ActorCritic(model_size=8), learning_rate=1e-3)
-
-    def update(self, local):
-        return self.shared.update(local)
-
-    def copy_to(self, local):
-        return self.shared.copy_to(local)
-
-
-class _Reports:
-    def __init__(self):
-        self.episodes = []
-
-    def episode(self, report):
-        self.episodes.append(report)
-
-    def show(self, worker, text):
-        pass
-
-
 def _run_worker(tmp_path, episodes, **overrides):
     config = A3CConfig(
         topics=["poly"],
@@ -81,18 +55,9 @@ def _run_worker(tmp_path, episodes, **overrides):
         max_eps=episodes,
         **overrides,
     )
-    reports = _Reports()
-    worker = Worker(
-        0,
-        config,
-        _Learner(),
-        reports,
-        EpisodeCounter(episodes),
-        StepCounter(),
-        threading.Event(),
-    )
+    worker, _, reporter = one_worker(config)
     worker.run()
-    return reports.episodes
+    return reporter.episodes
 
 
 def test_a_worker_moves_by_the_environments_win_flag(tmp_path):

@@ -4,17 +4,13 @@ The toy environments below are fakes for exact checks of masking and
 bootstrapping; learning is tested on the real CartPole in test_agent.py.
 """
 
-import threading
-
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import one_worker
 
 from mathy_a3c.config import A3CConfig
-from mathy_a3c.counting import EpisodeCounter, StepCounter
 from mathy_a3c.gym_envs import GymTask, GymTopicError, gym_spec
-from mathy_a3c.model import ActorCritic, GlobalModel
-from mathy_a3c.worker import Worker
 
 
 class MaskedToy(gym.Env):
@@ -112,30 +108,6 @@ def test_non_discrete_and_unknown_environments_are_clear_errors():
         gym_spec("gym:Nope-v0")
 
 
-class _Learner:
-    def __init__(self, spec):
-        self.shared = GlobalModel(
-            ActorCritic(model_size=8, spec=spec), learning_rate=1e-3
-        )
-
-    def update(self, local):
-        return self.shared.update(local)
-
-    def copy_to(self, local):
-        return self.shared.copy_to(local)
-
-
-class _Reports:
-    def __init__(self):
-        self.episodes, self.lines = [], []
-
-    def episode(self, report):
-        self.episodes.append(report)
-
-    def show(self, worker, text):
-        self.lines.append(text)
-
-
 def _worker(tmp_path, topic, episodes, **overrides):
     config = A3CConfig(
         topics=[topic],
@@ -145,17 +117,8 @@ def _worker(tmp_path, topic, episodes, **overrides):
         update_interval=3,
         **overrides,
     )
-    reports = _Reports()
-    worker = Worker(
-        0,
-        config,
-        _Learner(gym_spec(topic)),
-        reports,
-        EpisodeCounter(episodes),
-        StepCounter(),
-        threading.Event(),
-    )
-    return worker, reports
+    worker, _, reporter = one_worker(config)
+    return worker, reporter
 
 
 @pytest.mark.parametrize("env_id", ["MaskedToyInfo-v0", "MaskedToyMethod-v0"])
@@ -164,8 +127,8 @@ def test_a_worker_only_plays_valid_actions(tmp_path, env_id):
     worker.run()  # the toy raises on any invalid action
     assert len(reports.episodes) == 20
     assert all(r.steps == 6 and r.reward == 6.0 for r in reports.episodes)
-    assert reports.lines[0] == f"[gym:{env_id}] {env_id} episode 1"
-    assert "| action " in reports.lines[1] and "return 1.00" in reports.lines[1]
+    assert reports.lines[0] == (0, f"[gym:{env_id}] {env_id} episode 1")
+    assert "| action " in reports.lines[1][1] and "return 1.00" in reports.lines[1][1]
 
 
 def test_a_worker_bootstraps_at_a_time_limit_but_not_at_the_end(tmp_path, monkeypatch):

@@ -1,39 +1,9 @@
 """One worker, driven directly: rollout length, bootstrapping, reporting."""
 
-import threading
-
 import numpy as np
+from helpers import one_worker
 
 from mathy_a3c.config import A3CConfig
-from mathy_a3c.counting import EpisodeCounter, StepCounter
-from mathy_a3c.model import ActorCritic, GlobalModel
-from mathy_a3c.worker import Worker
-
-
-class RecordingLearner:
-    """A real global model that also records what each update received."""
-
-    def __init__(self):
-        self.shared = GlobalModel(ActorCritic(model_size=8), learning_rate=1e-3)
-        self.updates = 0
-
-    def update(self, local):
-        self.updates += 1
-        return self.shared.update(local)
-
-    def copy_to(self, local):
-        return self.shared.copy_to(local)
-
-
-class ListReporter:
-    def __init__(self):
-        self.episodes, self.lines = [], []
-
-    def episode(self, report):
-        self.episodes.append(report)
-
-    def show(self, worker, text):
-        self.lines.append((worker, text))
 
 
 def _worker(tmp_path, **overrides):
@@ -44,17 +14,7 @@ def _worker(tmp_path, **overrides):
         update_interval=3,
         **overrides,
     )
-    learner, reporter = RecordingLearner(), ListReporter()
-    worker = Worker(
-        0,
-        config,
-        learner,
-        reporter,
-        EpisodeCounter(config.max_eps),
-        StepCounter(),
-        threading.Event(),
-    )
-    return worker, learner, reporter
+    return one_worker(config)
 
 
 def test_one_update_per_update_interval_steps_and_per_episode_end(tmp_path):
