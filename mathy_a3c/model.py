@@ -11,8 +11,12 @@ action mask. A pooled value head gives ``V(s)``.
 Invalid actions are removed from the softmax: their logits are replaced by a
 large negative number (``tf.where`` on the mask), never multiplied.
 
+Gym topics (``gym:ENV_ID``) get :func:`build_vector_model` instead: actor and
+critic MLPs over one observation vector, masked the same way.
+
 All TensorFlow work runs in ``tf.function``s with fixed input signatures, so a
-rollout step or an update never retraces.
+rollout step or an update never retraces. The global optimizer (:class:`GlobalModel`)
+runs Adam on flat numpy vectors (:mod:`mathy_a3c.flat_adam`).
 """
 
 from __future__ import annotations
