@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -318,7 +318,6 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Win rates of a trained model: greedy, no-revisit and random play."""
-    import json
 
     from .checkpoint import CheckpointError, load_config
 
@@ -380,28 +379,22 @@ def evaluate(
                 "random_win_rate": round(rand.win_rate, 4),
             }
         )
-    if as_json:
-        typer.echo(json.dumps({"model": folder, "seed": seed, "results": rows}))
-        return
-    header = (
-        f"{'topic':<26} {'set':<36} {'problems':>8} {'greedy':>7} "
-        f"{'no-revisit':>10} {'steps':>6} {'random':>7}"
-    )
-    typer.echo(header)
-    typer.echo("-" * len(header))
-    for r in rows:
-        typer.echo(
-            f"{r['topic']:<26} {r['set']:<36} {r['problems']:>8} "
-            f"{r['greedy_win_rate']:>7.3f} {r['no_revisit_win_rate']:>10.3f} "
-            f"{r['greedy_mean_steps']:>6.2f} {r['random_win_rate']:>7.3f}"
-        )
+    columns = [
+        ("topic", "topic", "<26"),
+        ("set", "set", "<36"),
+        ("problems", "problems", ">8"),
+        ("greedy_win_rate", "greedy", ">7.3f"),
+        ("no_revisit_win_rate", "no-revisit", ">10.3f"),
+        ("greedy_mean_steps", "steps", ">6.2f"),
+        ("random_win_rate", "random", ">7.3f"),
+    ]
+    _print_results(folder, seed, rows, columns, as_json)
 
 
 def _evaluate_gym(
     folder: str, topic: str, episodes: int, seed: int, as_json: bool
 ) -> None:
     """Mean return of the greedy policy and of random valid actions."""
-    import json
 
     from .evaluation import gym_returns
 
@@ -423,21 +416,37 @@ def _evaluate_gym(
                 "mean_steps": round(stats.mean_steps, 2),
             }
         )
+    columns = [
+        ("topic", "topic", "<26"),
+        ("policy", "policy", "<8"),
+        ("episodes", "episodes", ">8"),
+        ("mean_return", "mean return", ">12.2f"),
+        ("std_return", "std", ">8.2f"),
+        ("win_rate", "win rate", ">8.3f"),
+        ("mean_steps", "steps", ">7.1f"),
+    ]
+    _print_results(folder, seed, rows, columns, as_json)
+
+
+def _print_results(
+    folder: str,
+    seed: int,
+    rows: list[dict[str, Any]],
+    columns: list[tuple[str, str, str]],
+    as_json: bool,
+) -> None:
+    """``evaluate``'s output: one JSON object, or a table of ``rows`` whose
+    ``columns`` are (key, title, format spec)."""
     if as_json:
+        import json
+
         typer.echo(json.dumps({"model": folder, "seed": seed, "results": rows}))
         return
-    header = (
-        f"{'topic':<26} {'policy':<8} {'episodes':>8} {'mean return':>12} "
-        f"{'std':>8} {'win rate':>8} {'steps':>7}"
-    )
+    header = " ".join(f"{title:{spec.split('.')[0]}}" for _, title, spec in columns)
     typer.echo(header)
     typer.echo("-" * len(header))
     for r in rows:
-        typer.echo(
-            f"{r['topic']:<26} {r['policy']:<8} {r['episodes']:>8} "
-            f"{r['mean_return']:>12.2f} {r['std_return']:>8.2f} "
-            f"{r['win_rate']:>8.3f} {r['mean_steps']:>7.1f}"
-        )
+        typer.echo(" ".join(f"{r[key]:{spec}}" for key, _, spec in columns))
 
 
 @app.command()
