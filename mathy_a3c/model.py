@@ -258,20 +258,33 @@ class ActorCritic:
         actions = tf.TensorSpec([None], tf.int32)
         model = self.model
 
-        def call(inputs: tuple, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
-            outputs, value = model(list(inputs[:-1]), training=training)
-            return to_logits(outputs, inputs[-1]), value
-
         @tf.function(input_signature=obs_sig)
         def forward(*inputs):
-            return call(inputs, training=False)
+            outputs, value = model(list(inputs[:-1]), training=False)
+            return to_logits(outputs, inputs[-1]), value
 
-        @tf.function(input_signature=[*obs_sig, actions, batch, batch])
-        def gradients(*args):
+        #: Number of trainable parameters; flat vectors have this length.
+        self.sizes = [int(np.prod(v.shape)) for v in self.variables]
+        self.size = sum(self.sizes)
+        flat_spec = tf.TensorSpec([self.size], tf.float32)
+
+        # Gradients are taken with respect to a flat weight vector passed in
+        # (Keras' stateless call), not the Keras variables: a worker resyncs
+        # by keeping the global weights it was handed, with no assignment.
+        @tf.function(input_signature=[flat_spec, *obs_sig, actions, batch, batch])
+        def gradients(flat, *args):
             inputs, act, advantages, returns = args[:-3], args[-3], args[-2], args[-1]
             mask = inputs[-1]
             with tf.GradientTape() as tape:
-                logits, value = call(inputs, training=True)
+                tape.watch(flat)
+                weights = _unflatten(flat, self.variables)
+                (outputs, value), _ = model.stateless_call(
+                    weights,
+                    model.non_trainable_variables,
+                    list(inputs[:-1]),
+                    training=True,
+                )
+                logits = to_logits(outputs, mask)
                 log_probs = tf.nn.log_softmax(logits)
                 chosen = tf.gather(log_probs, act, batch_dims=1)
                 probs = tf.exp(log_probs)
@@ -284,14 +297,12 @@ class ActorCritic:
                 total = (
                     policy_loss + value_coef * value_loss - entropy_coef * entropy_mean
                 )
-            # Dense gradients: the embedding's IndexedSlices can repeat a row,
-            # and clipping must see the norm of the summed (applied) gradient.
-            grads = [
-                tf.convert_to_tensor(g) for g in tape.gradient(total, self.variables)
-            ]
-            clipped, norm = tf.clip_by_global_norm(grads, max_grad_norm)
+            # One dense vector: the embedding's rows are summed where a node
+            # type repeats, so clipping sees the norm of the applied gradient.
+            grads = tf.convert_to_tensor(tape.gradient(total, flat))
+            (clipped,), norm = tf.clip_by_global_norm([grads], max_grad_norm)
             terms = tf.stack([policy_loss, value_loss, entropy_mean, total, norm])
-            return terms, _flatten(clipped)
+            return terms, clipped
 
         # Calling the concrete functions skips tf.function's per-call argument
         # binding (about 0.25 ms a call, three calls per update).
@@ -300,12 +311,9 @@ class ActorCritic:
         self._gradients = gradients.get_concrete_function()
         self._last_flat_grads: tf.Tensor | None = None
         self._read = tf.function(lambda: [tf.identity(v) for v in self.variables])
-        #: Number of trainable parameters; flat vectors have this length.
-        self.sizes = [int(np.prod(v.shape)) for v in self.variables]
-        self.size = sum(self.sizes)
         self._flat_weights = tf.function(lambda: _flatten(self.variables))
 
-        @tf.function(input_signature=[tf.TensorSpec([self.size], tf.float32)])
+        @tf.function(input_signature=[flat_spec])
         def set_flat(flat):
             for variable, value in zip(
                 self.variables, _unflatten(flat, self.variables), strict=True
@@ -313,16 +321,21 @@ class ActorCritic:
                 variable.assign(value)
 
         self._set_flat = set_flat.get_concrete_function()
+        #: Weights handed over by :meth:`set_flat_weights` that the Keras
+        #: variables have not received yet (they get them when next read).
+        self._pending: np.ndarray | None = None
 
     # ------------------------------------------------------------------
     def step(self, observation: Any) -> tuple[np.ndarray, float]:
         """Masked logits [action_size] and value for a single observation."""
         one = type(observation)(*(np.expand_dims(a, 0) for a in observation))
+        self._flush()
         logits, value = self._forward(*self._prepare(one))
         return logits.numpy()[0], float(value.numpy()[0])
 
     def predict(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
         """Masked logits [B, action_size] and values [B] for a batch."""
+        self._flush()
         logits, value = self._forward(*self._prepare(batch))
         return logits.numpy(), value.numpy()
 
@@ -339,7 +352,11 @@ class ActorCritic:
     ) -> LossTerms:
         """Clipped gradients of the A3C loss on a rollout; returns the loss
         terms and keeps the gradients for :meth:`flat_gradients`."""
+        weights = self._pending
+        if weights is None:
+            weights = self._flat_weights().numpy()
         terms, self._last_flat_grads = self._gradients(
+            weights,
             *self._prepare(batch),
             np.asarray(actions, np.int32),
             np.asarray(advantages, np.float32),
@@ -362,9 +379,11 @@ class ActorCritic:
 
     def get_weights(self) -> list[np.ndarray]:
         """Every trainable variable as numpy, read in one compiled call."""
+        self._flush()
         return [t.numpy() for t in self._read()]
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
+        self._pending = None
         for variable, value in zip(self.variables, weights, strict=True):
             variable.assign(value)
 
@@ -377,11 +396,29 @@ class ActorCritic:
 
     def flat_weights(self) -> np.ndarray:
         """The weights as one float32 vector of length ``size``."""
+        if self._pending is not None:
+            return self._pending.copy()
         return self._flat_weights().numpy()
 
     def set_flat_weights(self, flat: np.ndarray) -> None:
-        """Assign weights from a vector made by :meth:`flat_weights`."""
-        self._set_flat(flat)
+        """Take weights from a vector made by :meth:`flat_weights`.
+
+        This costs nothing: gradients are computed from the vector itself,
+        and the Keras variables receive it only when something reads them
+        (:meth:`get_weights`, :meth:`step`, :meth:`predict`). A worker's
+        local model resyncs after every update, so that saves an assignment
+        of every variable per update.
+        """
+        flat = np.asarray(flat, dtype=np.float32)
+        if flat.shape != (self.size,):
+            raise ValueError(f"expected {self.size} weights, got shape {flat.shape}")
+        self._pending = flat
+
+    def _flush(self) -> None:
+        """Give the Keras variables the weights :meth:`set_flat_weights` took."""
+        if self._pending is not None:
+            self._set_flat(self._pending)
+            self._pending = None
 
 
 def _flatten(tensors: list) -> tf.Tensor:
