@@ -305,7 +305,7 @@ class ActorCritic:
             return terms, clipped
 
         # Calling the concrete functions skips tf.function's per-call argument
-        # binding (about 0.25 ms a call, three calls per update).
+        # binding (about 0.25 ms a call).
         self._forward_fn, self._gradients_fn = forward, gradients
         self._forward = forward.get_concrete_function()
         self._gradients = gradients.get_concrete_function()
@@ -407,7 +407,8 @@ class ActorCritic:
         and the Keras variables receive it only when something reads them
         (:meth:`get_weights`, :meth:`step`, :meth:`predict`). A worker's
         local model resyncs after every update, so that saves an assignment
-        of every variable per update.
+        of every variable per update. (So write weights only through
+        this method or :meth:`set_weights`, not into ``variables`` directly.)
         """
         flat = np.asarray(flat, dtype=np.float32)
         if flat.shape != (self.size,):

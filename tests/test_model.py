@@ -168,3 +168,61 @@ def test_vector_model_numpy_actor_matches_keras_and_masks_actions():
     assert [g.shape for g in grads] == [tuple(v.shape) for v in net.variables]
     assert np.isfinite(terms.total)
     assert net._gradients_fn.experimental_get_tracing_count() == 1
+
+
+def test_gradients_from_the_flat_vector_match_a_tape_over_the_variables(batch):
+    """The stateless gradient equals the textbook one: a GradientTape over the
+    Keras variables, with the loss written out here."""
+    net = ActorCritic(model_size=8, entropy_coef=0.01, value_coef=0.5)
+    _random_weights(net, seed=3)
+    actions = np.array([int(np.flatnonzero(m)[-1]) for m in batch.mask])
+    advantages = np.linspace(-1.0, 2.0, 6).astype(np.float32)
+    returns = np.linspace(0.5, 1.5, 6).astype(np.float32)
+    terms = net.compute_gradients(batch, actions, advantages, returns)
+    from mathy_a3c.model import masked_policy_logits, trimmed
+
+    inputs = trimmed(batch)
+    with tf.GradientTape() as tape:
+        per_node, value = net.model(list(inputs[:-1]), training=True)
+        log_probs = tf.nn.log_softmax(masked_policy_logits(per_node, batch.mask))
+        chosen = tf.gather(log_probs, actions, batch_dims=1)
+        probs = tf.exp(log_probs)
+        entropy = -tf.reduce_sum(
+            tf.where(batch.mask > 0, probs * log_probs, 0.0), axis=-1
+        )
+        total = (
+            -tf.reduce_mean(chosen * advantages)
+            + 0.5 * tf.reduce_mean(tf.square(returns - value))
+            - 0.01 * tf.reduce_mean(entropy)
+        )
+    expected = np.concatenate(
+        [
+            tf.convert_to_tensor(g).numpy().ravel()
+            for g in tape.gradient(total, net.variables)
+        ]
+    )
+    assert terms.total == pytest.approx(float(total), rel=1e-5)
+    norm = float(np.linalg.norm(expected))
+    assert terms.grad_norm == pytest.approx(norm, rel=1e-4)
+    scale = min(1.0, 0.5 / norm)  # the default max_grad_norm clips here
+    np.testing.assert_allclose(net.flat_gradients(), expected * scale, atol=1e-6)
+
+
+def test_handed_over_weights_are_used_and_reach_the_keras_variables_when_read(batch):
+    source, local = ActorCritic(model_size=8), ActorCritic(model_size=8)
+    _random_weights(source, seed=4)
+    flat = source.flat_weights()
+    actions = [int(np.flatnonzero(m)[0]) for m in batch.mask]
+    args = (batch, actions, np.ones(6), np.ones(6))
+    source.compute_gradients(*args)
+    local.set_flat_weights(flat)
+    # Not assigned yet: the Keras variables still hold the old weights ...
+    assert not np.array_equal(local._flat_weights().numpy(), flat)
+    # ... but gradients already come from the handed-over ones,
+    local.compute_gradients(*args)
+    np.testing.assert_array_equal(local.flat_gradients(), source.flat_gradients())
+    # and anything that reads the Keras model sees them.
+    np.testing.assert_allclose(local.predict(batch)[1], source.predict(batch)[1])
+    np.testing.assert_array_equal(local._flat_weights().numpy(), flat)
+    with pytest.raises(ValueError, match="expected"):
+        local.set_flat_weights(flat[:-1])
