@@ -80,6 +80,7 @@ class ThreadBackend:
         self.episodes = EpisodeCounter(config.max_eps)
         self.errors: list[tuple[int, BaseException]] = []
         steps = StepCounter()
+        turn = threading.Lock()
         self.workers = [
             Worker(
                 i,
@@ -90,6 +91,7 @@ class ThreadBackend:
                 steps,
                 self.stop_event,
                 first_episode=first_episode,
+                turn=turn,
             )
             for i in range(config.num_workers)
         ]

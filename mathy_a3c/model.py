@@ -615,8 +615,11 @@ class NumpyActor:
         x += np.outer(obs.last[:n], self.last_kernel)
         x = np.maximum(x + self.value_bias + context, 0.0)
         for kernel, bias, r in self.convs:
-            padded = np.pad(x, ((r, r), (0, 0)))
-            h = padded[:n] @ kernel[0] + x @ kernel[1] + padded[2 * r :] @ kernel[2]
+            # "same" padding: node i sees nodes i - r, i and i + r (zeros outside).
+            h = x @ kernel[1]
+            if r < n:
+                h[r:] += x[: n - r] @ kernel[0]
+                h[: n - r] += x[r:] @ kernel[2]
             x = x + np.maximum(h + bias, 0.0)
         (wq, bq), (wk, bk), (wv, bv), (wo, bo) = self.attention
         scores = (x @ wq + bq) @ (x @ wk + bk).T / np.sqrt(x.shape[1])

@@ -14,6 +14,8 @@ import cProfile
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol
 
 import numpy as np
@@ -72,8 +74,14 @@ class Worker:
         steps: StepCounter,
         stop: threading.Event,
         first_episode: int = 0,
+        turn: threading.Lock | None = None,
     ) -> None:
         self.id = worker_id
+        #: Worker threads of one process share this lock, held while running
+        #: Python and released while TensorFlow computes gradients or the
+        #: worker sleeps (see :meth:`_away`). ``None`` for a worker alone in
+        #: its process.
+        self.turn = turn
         self.first_episode = first_episode
         self.config = config
         self.learner = learner
@@ -104,22 +112,30 @@ class Worker:
         if profiler is not None:
             profiler.enable()
         try:
-            self.actor.refresh(self.learner.copy_to(self.local))
-            while not self.stop.is_set():
-                episode = self.episodes.claim()
-                if episode is None:
-                    break
-                report = self.run_episode(self.first_episode + episode)
-                if report is None:  # stopped mid-episode
-                    break
-                self.episodes.finish()
-                self.reporter.episode(report)
+            with self.turn if self.turn is not None else nullcontext():
+                self._work()
         finally:
             if profiler is not None:
                 profiler.disable()
                 os.makedirs(self.config.model_dir, exist_ok=True)
                 path = os.path.join(self.config.model_dir, f"worker_{self.id}.profile")
                 profiler.dump_stats(path)
+
+    def _work(self) -> None:
+        self.actor.refresh(self.learner.copy_to(self.local))
+        while not self.stop.is_set():
+            episode = self.episodes.claim()
+            if episode is None:
+                break
+            report = self.run_episode(self.first_episode + episode)
+            if report is None:  # stopped mid-episode
+                break
+            self.episodes.finish()
+            self.reporter.episode(report)
+
+    def _away(self) -> AbstractContextManager[None]:
+        """Give up the turn for a block that does not need the interpreter."""
+        return _released(self.turn) if self.turn is not None else nullcontext()
 
     def run_episode(self, episode: int) -> EpisodeReport | None:
         """Play one episode, updating the global model every few steps."""
@@ -156,7 +172,8 @@ class Worker:
                 return None
             observation = result.observation
             if self.wait_s > 0:
-                time.sleep(self.wait_s)
+                with self._away():
+                    time.sleep(self.wait_s)
         self.steps.add(steps)
         mean = LossTerms(*np.mean(np.asarray(losses, dtype=np.float64), axis=0))
         change = None
@@ -190,9 +207,11 @@ class Worker:
             self.config.gamma,
             self.config.gae_lambda,
         )
-        terms = self.local.compute_gradients(
-            stack(list(observations)), np.asarray(actions), advantages, returns
-        )
+        batch = stack(list(observations))
+        with self._away():  # TensorFlow runs without the GIL: let others act
+            terms = self.local.compute_gradients(
+                batch, np.asarray(actions), advantages, returns
+            )
         if not (np.isfinite(terms.total) and np.isfinite(terms.grad_norm)):
             raise FloatingPointError(
                 f"worker {self.id}: non-finite loss {terms.total} or gradient norm "
@@ -200,3 +219,12 @@ class Worker:
             )
         self.actor.refresh(self.learner.update(self.local))
         return terms
+
+
+@contextmanager
+def _released(lock: threading.Lock) -> Iterator[None]:
+    lock.release()
+    try:
+        yield
+    finally:
+        lock.acquire()

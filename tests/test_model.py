@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mathy_a3c.envs import ACTION_SIZE, MathyTask, stack
+from mathy_a3c.envs import ACTION_SIZE, MathyTask, stack, typed_state
 from mathy_a3c.model import (
     MASKED_LOGIT,
     ActorCritic,
@@ -109,6 +109,17 @@ def test_numpy_actor_matches_the_keras_model():
             )
             assert np.all(np_logits[~valid] == keras_logits[~valid])
             assert np_value == pytest.approx(keras_value, rel=1e-4, abs=1e-4)
+    # Expressions shorter than a convolution's dilation (no neighbours at all).
+    task = MathyTask(["poly"], "easy", seed=0)
+    for text in ("x", "2x", "2x + 3", "4y + 2y"):
+        obs = task.start(typed_state(task.env, text))
+        valid = obs.mask > 0
+        keras_logits, keras_value = net.step(obs)
+        np_logits, np_value = actor(obs)
+        np.testing.assert_allclose(
+            np_logits[valid], keras_logits[valid], rtol=1e-4, atol=1e-4
+        )
+        assert np_value == pytest.approx(keras_value, rel=1e-4, abs=1e-4)
 
 
 def test_trimming_padding_nodes_does_not_change_outputs(batch):
