@@ -63,3 +63,53 @@ def test_show_lines_describe_every_step(tmp_path):
     step_lines = [t for _, t in reporter.lines if not t.startswith("[")]
     assert len(step_lines) == steps
     assert all(" | " in line and "@" in line for line in step_lines)
+
+
+def test_a_worker_holds_the_turn_except_while_tensorflow_computes(
+    tmp_path, monkeypatch
+):
+    """Threads share one interpreter: a worker acts and steps its environment
+    holding the turn, and gives it up for the gradient computation."""
+    import threading
+
+    worker, learner, reporter = _worker(tmp_path)
+    worker.turn = turn = threading.Lock()
+    held: dict[str, list[bool]] = {"step": [], "gradients": [], "update": []}
+
+    def spy(name, target):
+        def call(*args, **kwargs):
+            held[name].append(turn.locked())
+            return target(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(worker.task, "step", spy("step", worker.task.step))
+    monkeypatch.setattr(
+        worker.local,
+        "compute_gradients",
+        spy("gradients", worker.local.compute_gradients),
+    )
+    monkeypatch.setattr(learner, "update", spy("update", learner.update))
+    worker.run()
+    assert len(reporter.episodes) == 4
+    assert held["step"] and all(held["step"])
+    assert held["update"] and all(held["update"])  # one update at a time
+    assert held["gradients"] and not any(held["gradients"])
+    assert not turn.locked()  # given back when the worker is done
+
+
+def test_a_failing_worker_gives_the_turn_back(tmp_path, monkeypatch):
+    import threading
+
+    import pytest
+
+    worker, _, _ = _worker(tmp_path)
+    worker.turn = turn = threading.Lock()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(worker.learner, "update", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        worker.run()
+    assert not turn.locked()
