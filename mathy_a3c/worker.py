@@ -6,6 +6,10 @@ to two narrow interfaces:
 * a :class:`Learner`, which applies its gradients to the global model and
   copies the global weights back into its local model;
 * a :class:`Reporter`, which receives finished episodes and ``--show`` lines.
+
+Worker threads of one process also share a ``turn`` lock: a worker holds it
+while it runs Python and gives it up while TensorFlow computes its gradients,
+so the threads do not hand the GIL back and forth at every numpy call.
 """
 
 from __future__ import annotations
