@@ -22,6 +22,10 @@ Three behaviours of mathy_envs 0.12.5 are handled here on purpose:
   :meth:`MathyTask.step` still turns any such ``ValueError`` into a losing
   terminal step instead of crashing.
 
+:func:`make_env` also scores transitions without building mathy_envs' own
+flat observation of each new state, which this library never reads (see
+:class:`_Unobserved`).
+
 The flat observation of mathy_envs orders node features in *preorder* but the
 action mask by *inorder* position, and min-max normalises type ids within each
 observation. :func:`observe` instead lists nodes inorder, so feature ``i`` and
@@ -53,7 +57,7 @@ from mathy_envs.envs import (
     PolySimplifyBlockers,
 )
 from mathy_envs.state import MathyEnvState
-from mathy_envs.time_step import is_terminal_transition
+from mathy_envs.time_step import TimeStep, is_terminal_transition
 from mathy_envs.types import MathyEnvDifficulty, MathyEnvProblem, MathyEnvProblemArgs
 
 from .config import TOPICS
@@ -194,7 +198,26 @@ def make_env(topic: str) -> MathyEnv:
         return rows
 
     env.get_valid_moves = get_valid_moves  # type: ignore[method-assign,assignment]
+    scored = env.get_state_transition
+
+    def get_state_transition(state: MathyEnvState) -> TimeStep:
+        return scored(_Unobserved(state=state))
+
+    env.get_state_transition = get_state_transition  # type: ignore[method-assign,assignment]
     return env
+
+
+class _Unobserved(MathyEnvState):
+    """A copy of a state that skips mathy_envs' own observation.
+
+    ``MathyEnv.get_state_transition`` builds the flat observation of every
+    new state (a tenth of a step's time) and stores it in the ``TimeStep``;
+    this library reads only the transition's reward and type and observes
+    states itself (:func:`observe`), so the transition is scored on this copy.
+    """
+
+    def to_observation(self, *args: Any, **kwargs: Any) -> Any:
+        return None
 
 
 def typed_state(env: MathyEnv, text: str, difficulty: str = "easy") -> MathyEnvState:

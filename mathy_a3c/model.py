@@ -26,6 +26,10 @@ from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+# TensorFlow's oneDNN kernels make this model's small convolutions and
+# matrix products slower on CPU: a gradient call on a 10-step rollout takes
+# 2.3 ms with them and 2.1 ms without (set it to 1 to compare).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -355,12 +359,14 @@ class ActorCritic:
         weights = self._pending
         if weights is None:
             weights = self._flat_weights().numpy()
+        # Tensors made here cost less than the concrete function's own
+        # conversion of numpy arguments.
         terms, self._last_flat_grads = self._gradients(
-            weights,
-            *self._prepare(batch),
-            np.asarray(actions, np.int32),
-            np.asarray(advantages, np.float32),
-            np.asarray(returns, np.float32),
+            tf.constant(weights),
+            *(tf.constant(a) for a in self._prepare(batch)),
+            tf.constant(actions, tf.int32),
+            tf.constant(advantages, tf.float32),
+            tf.constant(returns, tf.float32),
         )
         return LossTerms(*(float(t) for t in terms.numpy()))
 

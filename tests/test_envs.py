@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from mathy_envs.envs import ComplexSimplify
 from mathy_envs.state import MathyEnvState
+from mathy_envs.types import MathyEnvDifficulty, MathyEnvProblemArgs
 
 from mathy_a3c.config import TOPICS
 from mathy_a3c.envs import (
     ACTION_SIZE,
+    ENV_BY_TOPIC,
     MAX_NODES,
     NUM_RULES,
     MathyTask,
@@ -39,6 +41,34 @@ def test_every_topic_plays_to_the_end(topic):
                 break
         assert result.done
         assert 0.0 <= float(observation.time[0]) <= 1.0
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_transitions_match_mathy_envs_without_its_observation(topic):
+    """make_env scores transitions on a copy that skips mathy_envs' own flat
+    observation; states, rewards and episode ends must not change."""
+    cls, kwargs = ENV_BY_TOPIC[topic]
+    plain, env = cls(**kwargs), make_env(topic)
+    rng = np.random.default_rng(3)
+    random.seed(3)
+    for _ in range(4):
+        state, _ = env.get_initial_state(
+            MathyEnvProblemArgs(difficulty=MathyEnvDifficulty.easy), False
+        )
+        ours = theirs = state
+        for _ in range(60):
+            action = _random_valid_action(observe(env, ours), rng)
+            rule, node = divmod(action, MAX_NODES)
+            ours, step, _ = env.get_next_state(ours, (rule, node))
+            theirs, expected, _ = plain.get_next_state(theirs, (rule, node))
+            assert ours.agent.problem == theirs.agent.problem
+            assert ours.agent.moves_remaining == theirs.agent.moves_remaining
+            assert step.reward == expected.reward
+            assert step.step_type == expected.step_type
+            assert step.observation is None and expected.observation is not None
+            assert type(ours) is MathyEnvState  # the copy stays inside make_env
+            if expected.step_type[0] == 2:
+                break
 
 
 def test_topics_rotate_episode_by_episode():
