@@ -244,14 +244,20 @@ def typed_state(env: MathyEnv, text: str, difficulty: str = "easy") -> MathyEnvS
 
 
 def valid_moves(env: MathyEnv, state: MathyEnvState) -> list[list[int]]:
-    """The [rule][node] mask of ``state``, computed without any cache.
+    """The [rule][node] mask of ``state``, computed from this exact tree.
 
-    Passing every rule class as ``rule_list`` makes ``get_actions_for_node``
-    compute the mask from this exact tree instead of reusing one cached under
-    a string that another tree also prints as.
+    It is ``env.get_actions_for_node`` (``rule.can_apply_to`` for every rule
+    at every inorder node) without its cache, which is keyed by a string that
+    another tree can also print as, and in one walk over the tree instead of
+    one per rule (``tests/test_envs.py`` holds the two equal).
     """
-    expression = env.parser.parse(state.agent.problem)
-    return env.get_actions_for_node(expression, [type(rule) for rule in env.rules])
+    nodes = env.parser.parse(state.agent.problem).to_list("inorder")
+    rows = [[0] * len(nodes) for _ in env.rules]
+    for index, node in enumerate(nodes):
+        for row, rule in zip(rows, env.rules, strict=True):
+            if rule.can_apply_to(node):
+                row[index] = 1
+    return rows
 
 
 def observe(env: MathyEnv, state: MathyEnvState) -> Observation:

@@ -19,6 +19,7 @@ from mathy_a3c.envs import (
     make_env,
     observe,
     typed_state,
+    valid_moves,
 )
 
 
@@ -69,6 +70,27 @@ def test_transitions_match_mathy_envs_without_its_observation(topic):
             assert type(ours) is MathyEnvState  # the copy stays inside make_env
             if expected.step_type[0] == 2:
                 break
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_masks_in_one_walk_equal_mathy_envs_masks(topic):
+    task = MathyTask([topic], "easy", seed=5)
+    rng = np.random.default_rng(5)
+    every_rule = [type(rule) for rule in task.env.rules]
+    checked = 0
+    for _ in range(12):
+        observation = task.reset()
+        for _ in range(40):
+            state = task.state
+            expression = task.env.parser.parse(state.agent.problem)
+            expected = task.env.get_actions_for_node(expression, every_rule)
+            assert valid_moves(task.env, state) == expected
+            checked += 1
+            result = task.step(_random_valid_action(observation, rng))
+            observation = result.observation
+            if result.done:
+                break
+    assert checked >= 20  # states compared
 
 
 def test_topics_rotate_episode_by_episode():
