@@ -163,6 +163,8 @@ class TensorBoardCallback(Callback):
         self.pending: list[EpisodeReport] = []
         #: Recent wins per "topic/difficulty" (the curriculum's view).
         self.by_level: dict[str, deque[bool]] = {}
+        #: Compiled writers, one per set of scalar names.
+        self._emit: dict[tuple[str, ...], Any] = {}
 
     def on_episode(self, report: EpisodeReport, stats: RunStats) -> None:
         self.pending.append(report)
@@ -201,9 +203,35 @@ class TensorBoardCallback(Callback):
             scalars["curriculum/mean_level"] = mean(
                 [float(DIFFICULTIES.index(d)) for d in levels]
             )
-        with self.writer.as_default(step=self.first_episode + stats.episodes):
-            for name, value in scalars.items():
-                tf.summary.scalar(name, value)
+        names = tuple(scalars)
+        if names not in self._emit:
+            self._emit[names] = self._compile(names)
+        self._emit[names](
+            tf.constant(list(scalars.values()), tf.float32),
+            tf.constant(self.first_episode + stats.episodes, tf.int64),
+        )
+
+    def _compile(self, names: tuple[str, ...]) -> Any:
+        """One compiled call that writes every scalar of ``names``.
+
+        Eager ``tf.summary.scalar`` costs about a millisecond of Python per
+        scalar, taken from the workers' interpreter time; compiled, a write of
+        all of them costs a fraction of that.
+        """
+        tf, writer = self._tf, self.writer
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([len(names)], tf.float32),
+                tf.TensorSpec([], tf.int64),
+            ]
+        )
+        def emit(values: Any, step: Any) -> None:
+            with writer.as_default(step=step):
+                for i, name in enumerate(names):
+                    tf.summary.scalar(name, values[i])
+
+        return emit.get_concrete_function()
 
     def on_end(self, stats: RunStats) -> None:
         self._write(stats)
