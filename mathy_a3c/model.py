@@ -21,20 +21,13 @@ runs Adam on flat numpy vectors (:mod:`mathy_a3c.flat_adam`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
-# TensorFlow's oneDNN kernels make this model's small convolutions and
-# matrix products slower on CPU: a gradient call on a 10-step rollout takes
-# 2.3 ms with them and 2.1 ms without (set it to 1 to compare).
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from keras import layers, ops  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
 
 from .config import A3CConfig
 from .envs import (

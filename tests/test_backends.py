@@ -203,3 +203,26 @@ def test_asking_for_ray_without_ray_installed_says_how_to_install_it(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 2
     assert "pip install 'mathy-a3c[ray]'" in done.stderr + done.stdout
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs a process that may use 2 CPUs and can pin threads",
+)
+def test_worker_threads_share_one_cpu_and_leave_the_caller_alone(tiny, monkeypatch):
+    from mathy_a3c import backends
+    from mathy_a3c.worker import Worker
+
+    seen = []
+    run = Worker.run
+
+    def recording_run(self):
+        seen.append(os.sched_getaffinity(0))
+        run(self)
+
+    monkeypatch.setattr(Worker, "run", recording_run)
+    before = os.sched_getaffinity(0)
+    A3CAgent(A3CConfig(**tiny), console=False).train()
+    assert seen == [{backends.python_cpu()}] * tiny["num_workers"]
+    assert backends.python_cpu() == min(before)
+    assert os.sched_getaffinity(0) == before  # the calling thread is untouched
