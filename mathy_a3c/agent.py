@@ -224,7 +224,7 @@ class A3CAgent:
         callbacks: list[Callback] = [
             TensorBoardCallback(
                 os.path.join(cfg.model_dir, "tensorboard"),
-                learning_rate=cfg.lr,
+                learning_rate=lambda: self.global_model.learning_rate,
                 first_episode=self.total_episodes,
             ),
             *self.callbacks,
@@ -236,12 +236,14 @@ class A3CAgent:
             cb.on_start(cfg.max_eps, stats)
         start = time.perf_counter()
         last_save = time.monotonic()
+        self.global_model.lr_scale = 1.0
         try:
             backend.start()
             while not backend.errors and backend.alive():
                 backend.poll(timeout=0.05)
                 _drain(reporter, callbacks, stats)
                 elapsed = time.perf_counter() - start
+                self.global_model.lr_scale = cfg.lr_scale(stats.episodes, elapsed)
                 if cfg.max_seconds and elapsed >= cfg.max_seconds:
                     backend.close()
                 if time.monotonic() - last_save >= cfg.save_every_s:

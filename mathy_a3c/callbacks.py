@@ -12,6 +12,7 @@ import queue
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,7 +150,7 @@ class TensorBoardCallback(Callback):
     def __init__(
         self,
         logdir: str,
-        learning_rate: float,
+        learning_rate: Callable[[], float],
         first_episode: int = 0,
         every: int = 10,
     ) -> None:
@@ -157,6 +158,7 @@ class TensorBoardCallback(Callback):
 
         self._tf = tf
         self.writer = tf.summary.create_file_writer(logdir)
+        #: Returns the learning rate updates use now (it may follow a schedule).
         self.learning_rate = learning_rate
         self.first_episode = first_episode
         self.every = every
@@ -193,7 +195,7 @@ class TensorBoardCallback(Callback):
             "loss/entropy": mean([r.losses.entropy for r in batch]),
             "loss/total": mean([r.losses.total for r in batch]),
             "loss/grad_norm": mean([r.losses.grad_norm for r in batch]),
-            "train/learning_rate": self.learning_rate,
+            "train/learning_rate": self.learning_rate(),
             "train/env_steps": stats.steps,
         }
         for key, wins in self.by_level.items():

@@ -91,6 +91,7 @@ def train(
     ),
     worker_wait: float = typer.Option(_DEFAULTS.worker_wait, help=_help("worker_wait")),
     lr: float = typer.Option(_DEFAULTS.lr, help=_help("lr")),
+    lr_schedule: str = typer.Option(_DEFAULTS.lr_schedule, help=_help("lr_schedule")),
     gamma: float = typer.Option(_DEFAULTS.gamma, help=_help("gamma")),
     gae_lambda: float = typer.Option(_DEFAULTS.gae_lambda, help=_help("gae_lambda")),
     entropy_coef: float = typer.Option(
@@ -160,6 +161,7 @@ def train(
             update_interval=update_interval,
             worker_wait=worker_wait,
             lr=lr,
+            lr_schedule=lr_schedule,
             gamma=gamma,
             gae_lambda=gae_lambda,
             entropy_coef=entropy_coef,

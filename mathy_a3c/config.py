@@ -41,6 +41,8 @@ def is_gym_topic(topic: str) -> bool:
 
 #: Where workers run (see mathy_a3c.backends).
 BACKENDS: tuple[str, ...] = ("threads", "processes", "ray")
+#: How the learning rate changes over a run (see A3CConfig.lr_scale).
+LR_SCHEDULES: tuple[str, ...] = ("linear", "constant")
 
 #: Agents that ``mathy train`` knows.
 AGENTS: tuple[str, ...] = ("a3c",)
@@ -144,6 +146,12 @@ class A3CConfig:
         "classic A3C n-step returns bootstrapped from the value of the last state.",
     )
     lr: float = _field(3e-4, "Learning rate of the global Adam optimizer.")
+    lr_schedule: str = _field(
+        "linear",
+        "How the learning rate changes during a run: 'linear' anneals it from lr "
+        "to 0 over the run's budget (max_eps episodes, or max_seconds if that "
+        "ends the run sooner), as in the A3C paper; 'constant' keeps lr.",
+    )
     entropy_coef: float = _field(
         0.01, "Weight of the entropy bonus that keeps the policy exploring."
     )
@@ -228,6 +236,11 @@ class A3CConfig:
                 f"demote_below must be below promote_at; got demote_below "
                 f"{self.demote_below!r} and promote_at {self.promote_at!r}"
             )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}; "
+                f"got {self.lr_schedule!r}"
+            )
         if self.backend not in BACKENDS:
             raise ConfigError(
                 f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}"
@@ -258,6 +271,18 @@ class A3CConfig:
     def is_gym(self) -> bool:
         """True when training on a ``gym:ENV_ID`` topic."""
         return is_gym_topic(self.topics[0])
+
+    def lr_scale(self, episodes: int, seconds: float) -> float:
+        """The factor on ``lr`` once a run has played ``episodes`` episodes in
+        ``seconds``: 1 for 'constant'; for 'linear', 1 minus the part of the
+        budget used (the larger of the episode and time fractions), down to 0.
+        """
+        if self.lr_schedule == "constant":
+            return 1.0
+        used = episodes / self.max_eps
+        if self.max_seconds:
+            used = max(used, seconds / self.max_seconds)
+        return min(1.0, max(0.0, 1.0 - used))
 
     @property
     def curriculum(self) -> bool:

@@ -77,8 +77,9 @@ class FlatAdam:
                 target.assign(part)
         optimizer.iterations.assign(self.iterations)
 
-    def apply(self, gradient: np.ndarray) -> np.ndarray:
-        """One Adam step with ``gradient``; returns a copy of the new weights."""
+    def apply(self, gradient: np.ndarray, lr_scale: float = 1.0) -> np.ndarray:
+        """One Adam step with ``gradient`` at ``lr_scale`` times the learning
+        rate; returns a copy of the new weights."""
         g = np.asarray(gradient, np.float32)
         if g.shape != self.weights.shape:
             raise ValueError(
@@ -88,6 +89,7 @@ class FlatAdam:
         step = np.float32(self.iterations + 1)
         alpha = (
             self.learning_rate
+            * np.float32(lr_scale)
             * np.sqrt(one - self.beta_2**step)
             / (one - self.beta_1**step)
         )

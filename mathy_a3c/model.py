@@ -474,6 +474,14 @@ class GlobalModel:
         self.optimizer.build(network.variables)
         self.lock = threading.Lock()
         self._flat: FlatAdam | None = None
+        #: Factor on the optimizer's learning rate for the next updates; the
+        #: agent sets it from ``A3CConfig.lr_scale`` as the run goes on.
+        self.lr_scale = 1.0
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate updates use now (the optimizer's times the scale)."""
+        return float(np.asarray(self.optimizer.learning_rate)) * self.lr_scale
 
     def _state(self) -> FlatAdam:
         """The flat training state, read from Keras on first use (lock held)."""
@@ -487,7 +495,7 @@ class GlobalModel:
         This is "apply my gradients, give me the weights" for every backend.
         """
         with self.lock:
-            return self._state().apply(grads)
+            return self._state().apply(grads, self.lr_scale)
 
     def flat_weights(self) -> np.ndarray:
         """The current global weights as one flat vector."""

@@ -273,3 +273,26 @@ def test_cartpole_return_improves_over_the_untrained_policy(tmp_path):
     assert 500 < result.steps < 2000
     assert before < 15  # the untrained greedy policy drops the pole at once
     assert after > 3 * before, (before, after)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "constant"])
+def test_learning_rate_follows_the_schedule_during_training(tiny, schedule):
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+    from tensorboard.util.tensor_util import make_ndarray
+
+    config = A3CConfig(**{**tiny, "max_eps": 40, "lr_schedule": schedule})
+    A3CAgent(config, console=False).train()
+    events = EventAccumulator(os.path.join(config.model_dir, "tensorboard"))
+    events.Reload()
+    rates = [
+        float(make_ndarray(e.tensor_proto))
+        for e in events.Tensors("train/learning_rate")
+    ]
+    assert len(rates) >= 3
+    if schedule == "constant":
+        assert rates == pytest.approx([config.lr] * len(rates))
+    else:
+        assert rates == sorted(rates, reverse=True)
+        assert rates[0] <= config.lr and rates[-1] < 0.5 * config.lr

@@ -88,6 +88,10 @@ def test_version():
             "max_eps must be an integer >= 1; got 0",
         ),
         (["train", "a3c", "poly", "out", "--lr", "-1"], "lr must be in (0.0, 1.0]"),
+        (
+            ["train", "a3c", "poly", "out", "--lr-schedule", "cosine"],
+            "lr_schedule must be one of linear, constant; got 'cosine'",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_code_2(args, message, tmp_path):

@@ -40,6 +40,7 @@ def test_unknown_topic_lists_every_valid_name():
         ("gae_lambda", 2.0, "gae_lambda must be in [0.0, 1.0]"),
         ("lr", 0.0, "lr must be in (0.0, 1.0]"),
         ("lr", float("nan"), "lr must be in (0.0, 1.0]"),
+        ("lr_schedule", "cosine", "lr_schedule must be one of linear, constant"),
         ("entropy_coef", -0.1, "entropy_coef must be in [0.0, inf)"),
         ("max_grad_norm", 0, "max_grad_norm must be in (0.0, inf)"),
         ("model_size", 2, "model_size must be an integer >= 4"),
@@ -88,3 +89,18 @@ def test_a_gym_topic_takes_no_difficulty():
         A3CConfig(topics=["gym:CartPole-v1"], difficulty="easy")
     assert "difficulty applies to Mathy topics only" in str(info.value)
     assert "gym:CartPole-v1" in str(info.value)
+
+
+def test_linear_lr_schedule_anneals_to_zero_over_the_runs_budget():
+    by_episodes = A3CConfig(max_eps=200)
+    assert by_episodes.lr_schedule == "linear"
+    assert by_episodes.lr_scale(0, 0.0) == 1.0
+    assert by_episodes.lr_scale(50, 999.0) == pytest.approx(0.75)
+    assert by_episodes.lr_scale(200, 0.0) == 0.0
+    assert by_episodes.lr_scale(260, 0.0) == 0.0
+    # with a time budget, whichever budget is used up faster counts
+    by_time = A3CConfig(max_eps=1000, max_seconds=100.0)
+    assert by_time.lr_scale(100, 40.0) == pytest.approx(0.6)
+    assert by_time.lr_scale(700, 40.0) == pytest.approx(0.3)
+    constant = A3CConfig(max_eps=200, lr_schedule="constant")
+    assert constant.lr_scale(150, 1e6) == 1.0

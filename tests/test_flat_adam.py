@@ -82,3 +82,25 @@ def test_global_model_mixes_flat_and_keras_updates_like_keras_alone():
         mixed.network.flat_weights(), reference.network.flat_weights(), atol=1e-6
     )
     assert int(mixed.optimizer.iterations.numpy()) == 4
+
+
+def test_flat_adam_scales_its_step_by_the_learning_rate_factor():
+    net = ActorCritic(model_size=8)
+    optimizer = keras.optimizers.Adam(learning_rate=1e-2)
+    optimizer.build(net.variables)
+    grads = _gradients(net, 3)
+    full, scaled, frozen = (
+        FlatAdam.from_keras(optimizer, net.variables) for _ in "abc"
+    )
+    start = full.weights.copy()
+    for grad in grads[:2]:  # same state before the compared step
+        for adam in (full, scaled, frozen):
+            adam.apply(grad)
+    before = full.weights.copy()
+    np.testing.assert_array_equal(before, scaled.weights)
+    step_full = full.apply(grads[2]) - before
+    step_scaled = scaled.apply(grads[2], lr_scale=0.25) - before
+    np.testing.assert_allclose(step_scaled, 0.25 * step_full, rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(frozen.apply(grads[2], lr_scale=0.0), before)
+    np.testing.assert_array_equal(frozen.momentum, full.momentum)  # moments move
+    assert not np.array_equal(before, start)
