@@ -21,6 +21,7 @@ callbacks, exactly like worker threads do.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -127,7 +128,8 @@ class ThreadBackend:
     def _run(self, worker: Worker) -> None:
         try:
             if self.cpu is not None:
-                os.sched_setaffinity(0, {self.cpu})  # 0: this thread
+                with contextlib.suppress(OSError):  # a sandbox may refuse: run as is
+                    os.sched_setaffinity(0, {self.cpu})  # 0: this thread
             worker.run()
         except BaseException as error:  # handed to the main thread, re-raised there
             self.errors.append((worker.id, error))
