@@ -6,9 +6,8 @@ backend decides what stands behind them:
 
 * ``threads``: the global model itself (gradients applied under a lock), a
   queue to the main thread, and a shared :class:`EpisodeCounter`. The worker
-  threads take turns at the interpreter (see :mod:`mathy_a3c.worker`), so
-  they all run on one CPU, their caches kept warm, and TensorFlow computes
-  gradients on the others (:func:`python_cpu`);
+  threads take turns at the interpreter on one CPU, and TensorFlow computes
+  gradients on the others (:mod:`mathy_a3c.turn`);
 * ``processes``: a pipe to the coordinator in the main process, which owns the
   global model and optimizer. A worker process sends its gradients (numpy) and
   gets the new global weights back; it asks the coordinator for each episode
@@ -21,9 +20,7 @@ callbacks, exactly like worker threads do.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
-import os
 import signal
 import sys
 import threading
@@ -39,6 +36,7 @@ from .callbacks import QueueReporter
 from .config import A3CConfig
 from .counting import EpisodeCounter, StepCounter
 from .model import ActorCritic, GlobalModel
+from .turn import Turn, cpu_split
 from .types import EpisodeReport
 from .worker import Worker
 
@@ -71,21 +69,6 @@ class Backend(Protocol):
 # -- threads -----------------------------------------------------------------
 
 
-def python_cpu() -> int | None:
-    """The CPU the worker threads share, or ``None`` to leave them unpinned.
-
-    Only one worker thread runs Python at a time (the turn), so one CPU is
-    all they can use; keeping them on it leaves TensorFlow's threads the
-    other CPUs and keeps the interpreter's data in that CPU's caches. On 2
-    CPUs this gave 6% more env steps/s with 2 workers and 12% with 4. ``None``
-    where this process may use a single CPU or cannot pin threads (not Linux).
-    """
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpus = os.sched_getaffinity(0)
-    return min(cpus) if len(cpus) > 1 else None
-
-
 class ThreadBackend:
     """``num_workers`` threads sharing the global model (the classic A3C)."""
 
@@ -99,11 +82,11 @@ class ThreadBackend:
         first_episode: int,
     ) -> None:
         self.stop_event = threading.Event()
-        self.cpu = python_cpu()
+        self.turn = Turn(cpu_split())
+        self._restore_helpers: Callable[[], None] = lambda: None
         self.episodes = EpisodeCounter(config.max_eps)
         self.errors: list[tuple[int, BaseException]] = []
         steps = StepCounter()
-        turn = threading.Lock()
         self.workers = [
             Worker(
                 i,
@@ -114,7 +97,7 @@ class ThreadBackend:
                 steps,
                 self.stop_event,
                 first_episode=first_episode,
-                turn=turn,
+                turn=self.turn,
             )
             for i in range(config.num_workers)
         ]
@@ -127,15 +110,13 @@ class ThreadBackend:
 
     def _run(self, worker: Worker) -> None:
         try:
-            if self.cpu is not None:
-                with contextlib.suppress(OSError):  # a sandbox may refuse: run as is
-                    os.sched_setaffinity(0, {self.cpu})  # 0: this thread
             worker.run()
         except BaseException as error:  # handed to the main thread, re-raised there
             self.errors.append((worker.id, error))
             self.stop_event.set()
 
     def start(self) -> None:
+        self._restore_helpers = self.turn.place_helpers()
         for t in self.threads:
             t.start()
 
@@ -158,6 +139,7 @@ class ThreadBackend:
             print(
                 f"warning: workers still running after stop: {stuck}", file=sys.stderr
             )
+        self._restore_helpers()
 
 
 # -- remote workers (processes, ray): one message protocol --------------------

@@ -16,15 +16,15 @@ Three behaviours of mathy_envs 0.12.5 are handled here on purpose:
   different trees can print the same (``5 * y * 12y * (5b * 4q)`` and
   ``5 * y * 12y * 5b * 4q`` both print ``5y * 12y * 5b * 4q``), so a cached mask
   can allow an action that then raises ``ValueError`` (seen in ``complex``).
-  :func:`make_env` gives each environment a ``get_valid_moves`` keyed by the
-  exact problem text instead, which the environment's own transitions then
-  use too (so a mask is computed once per state, not twice), and
+  :func:`make_env` gives each environment a ``get_valid_moves`` computed from
+  the exact tree of the problem text instead, uncached, and
   :meth:`MathyTask.step` still turns any such ``ValueError`` into a losing
   terminal step instead of crashing.
 
 :func:`make_env` also scores transitions without building mathy_envs' own
-flat observation of each new state, which this library never reads (see
-:class:`_Unobserved`).
+flat observation of each new state, or its mask, which this library never
+reads (see :class:`_Unobserved`); :func:`observe` computes the mask in the
+same walk over the tree as the node features.
 
 The flat observation of mathy_envs orders node features in *preorder* but the
 action mask by *inorder* position, and min-max normalises type ids within each
@@ -168,15 +168,11 @@ class ProblemSeed:
                 np.random.set_state(saved_np)
 
 
-#: Masks an environment remembers before it starts over (memory bound).
-MASK_CACHE_SIZE = 20_000
-
-
 def make_env(topic: str) -> MathyEnv:
     """The mathy_envs environment for a topic name, with exact action masks.
 
-    The instance's ``get_valid_moves`` is replaced by one that caches masks by
-    problem text (see the module docstring); everything else is mathy_envs'.
+    The instance's ``get_valid_moves`` is replaced by one that reads the exact
+    tree (see the module docstring); everything else is mathy_envs'.
     """
     if topic not in ENV_BY_TOPIC:
         raise ValueError(f"Unknown topic {topic!r}. Valid topics: {', '.join(TOPICS)}")
@@ -187,15 +183,11 @@ def make_env(topic: str) -> MathyEnv:
             f"{cls.__name__} has {len(env.rules)} rules and max_seq_len "
             f"{env.max_seq_len}; this library expects {NUM_RULES} and {MAX_NODES}"
         )
-    masks: dict[str, list[list[int]]] = {}
 
     def get_valid_moves(state: MathyEnvState) -> list[list[int]]:
-        rows = masks.get(state.agent.problem)
-        if rows is None:
-            if len(masks) >= MASK_CACHE_SIZE:
-                masks.clear()
-            rows = masks[state.agent.problem] = valid_moves(env, state)
-        return rows
+        if isinstance(state, _Unobserved):
+            return []  # a transition being scored: it reads no mask
+        return valid_moves(env, state)
 
     env.get_valid_moves = get_valid_moves  # type: ignore[method-assign,assignment]
     scored = env.get_state_transition
@@ -210,10 +202,11 @@ def make_env(topic: str) -> MathyEnv:
 class _Unobserved(MathyEnvState):
     """A copy of a state that skips mathy_envs' own observation.
 
-    ``MathyEnv.get_state_transition`` builds the flat observation of every
-    new state (a tenth of a step's time) and stores it in the ``TimeStep``;
-    this library reads only the transition's reward and type and observes
-    states itself (:func:`observe`), so the transition is scored on this copy.
+    ``MathyEnv.get_state_transition`` builds the mask and the flat observation
+    of every new state (a third of a step's time) and stores them in the
+    ``TimeStep``; this library reads only the transition's reward and type and
+    observes states itself (:func:`observe`), so the transition is scored on
+    this copy.
     """
 
     def to_observation(self, *args: Any, **kwargs: Any) -> Any:
@@ -251,7 +244,11 @@ def valid_moves(env: MathyEnv, state: MathyEnvState) -> list[list[int]]:
     another tree can also print as, and in one walk over the tree instead of
     one per rule (``tests/test_envs.py`` holds the two equal).
     """
-    nodes = env.parser.parse(state.agent.problem).to_list("inorder")
+    return _valid_at(env, env.parser.parse(state.agent.problem).to_list("inorder"))
+
+
+def _valid_at(env: MathyEnv, nodes: list[Any]) -> list[list[int]]:
+    """The [rule][node] mask of inorder ``nodes``."""
     rows = [[0] * len(nodes) for _ in env.rules]
     for index, node in enumerate(nodes):
         for row, rule in zip(rows, env.rules, strict=True):
@@ -277,7 +274,7 @@ def observe(env: MathyEnv, state: MathyEnvState) -> Observation:
             values[i] = np.sign(v) * np.log1p(abs(v))
     np.minimum(types, NODE_VOCAB - 1, out=types)
     mask = np.zeros((NUM_RULES, MAX_NODES), dtype=np.float32)
-    mask[:, :count] = env.get_valid_moves(state)
+    mask[:, :count] = _valid_at(env, nodes)
     history = np.zeros(HISTORY_SIZE, dtype=np.float32)
     last = np.zeros(MAX_NODES, dtype=np.float32)
     steps = state.agent.history

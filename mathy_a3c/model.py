@@ -22,12 +22,14 @@ runs Adam on flat numpy vectors (:mod:`mathy_a3c.flat_adam`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers, ops
+from tensorflow.python.eager import context
 
 from .config import A3CConfig
 from .envs import (
@@ -216,6 +218,37 @@ def network_for(config: A3CConfig, spec: GymSpec | None) -> ActorCritic:
     )
 
 
+class FlatCall:
+    """A concrete function called on its flat tensor inputs, returning its
+    flat outputs.
+
+    The public call binds and checks its arguments against the signature in
+    Python: about 0.3 ms a call, all of it holding the GIL, more than 10% of
+    a small gradient call. Inputs built to the signature need none of it, so
+    this goes straight to TensorFlow's function call, as the concrete
+    function itself does after binding. A TensorFlow whose internals differ
+    (they are private) gets the public call (``fast`` is then ``False``);
+    ``tests/test_model.py`` checks both agree and that the fast one is taken.
+    """
+
+    def __init__(self, concrete: Any) -> None:
+        self.concrete = concrete
+        try:
+            atomic = concrete._inference_function
+            self._name = atomic.name
+            self._outputs = len(atomic.function_type.flat_outputs)
+            self._call_function = context.context().call_function
+            # Captured inputs are passed by the public call only.
+            self.fast = not concrete.captured_inputs
+        except AttributeError:
+            self.fast = False
+
+    def __call__(self, *inputs: tf.Tensor) -> list[tf.Tensor]:
+        if self.fast:
+            return self._call_function(self._name, list(inputs), self._outputs)
+        return tf.nest.flatten(self.concrete(*inputs))
+
+
 class ActorCritic:
     """A Keras actor-critic model with compiled forward and gradient calls.
 
@@ -263,6 +296,12 @@ class ActorCritic:
         #: Number of trainable parameters; flat vectors have this length.
         self.sizes = [int(np.prod(v.shape)) for v in self.variables]
         self.size = sum(self.sizes)
+        ends = np.cumsum(self.sizes).tolist()
+        #: ``(path, start, end, shape)`` of each variable in a flat vector.
+        self.layout = [
+            (v.path, end - size, end, tuple(v.shape))
+            for v, size, end in zip(self.variables, self.sizes, ends, strict=True)
+        ]
         flat_spec = tf.TensorSpec([self.size], tf.float32)
 
         # Gradients are taken with respect to a flat weight vector passed in
@@ -306,6 +345,7 @@ class ActorCritic:
         self._forward_fn, self._gradients_fn = forward, gradients
         self._forward = forward.get_concrete_function()
         self._gradients = gradients.get_concrete_function()
+        self._run_gradients = FlatCall(self._gradients)
         self._last_flat_grads: tf.Tensor | None = None
         self._read = tf.function(lambda: [tf.identity(v) for v in self.variables])
         self._flat_weights = tf.function(lambda: _flatten(self.variables))
@@ -346,21 +386,29 @@ class ActorCritic:
         actions: np.ndarray,
         advantages: np.ndarray,
         returns: np.ndarray,
+        away: Callable[[], AbstractContextManager[Any]] = nullcontext,
     ) -> LossTerms:
         """Clipped gradients of the A3C loss on a rollout; returns the loss
-        terms and keeps the gradients for :meth:`flat_gradients`."""
+        terms and keeps the gradients for :meth:`flat_gradients`.
+
+        ``away()`` is entered around the TensorFlow call alone, after every
+        input is a tensor: the part that needs no interpreter, which a worker
+        thread lends to the others meanwhile (:meth:`mathy_a3c.turn.Turn.away`).
+        """
         weights = self._pending
         if weights is None:
             weights = self._flat_weights().numpy()
         # Tensors made here cost less than the concrete function's own
         # conversion of numpy arguments.
-        terms, self._last_flat_grads = self._gradients(
+        inputs = [
             tf.constant(weights),
             *(tf.constant(a) for a in self._prepare(batch)),
             tf.constant(actions, tf.int32),
             tf.constant(advantages, tf.float32),
             tf.constant(returns, tf.float32),
-        )
+        ]
+        with away():
+            terms, self._last_flat_grads = self._run_gradients(*inputs)
         return LossTerms(*(float(t) for t in terms.numpy()))
 
     def gradients(
@@ -563,13 +611,8 @@ def _weights_by_path(
     net: ActorCritic, flat: np.ndarray | None
 ) -> dict[str, np.ndarray]:
     if flat is None:
-        weights = net.get_weights()
-    else:
-        parts = np.split(flat, np.cumsum(net.sizes)[:-1])
-        weights = [
-            p.reshape(v.shape) for p, v in zip(parts, net.variables, strict=True)
-        ]
-    return dict(zip((v.path for v in net.variables), weights, strict=True))
+        flat = net.flat_weights()
+    return {path: flat[a:b].reshape(shape) for path, a, b, shape in net.layout}
 
 
 class NumpyActor:

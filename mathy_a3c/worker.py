@@ -7,9 +7,9 @@ to two narrow interfaces:
   copies the global weights back into its local model;
 * a :class:`Reporter`, which receives finished episodes and ``--show`` lines.
 
-Worker threads of one process also share a ``turn`` lock: a worker holds it
-while it runs Python and gives it up while TensorFlow computes its gradients,
-so the threads do not hand the GIL back and forth at every numpy call.
+Worker threads of one process also share a :class:`~mathy_a3c.turn.Turn`:
+a worker holds it while it runs Python and gives it up while TensorFlow
+computes its gradients.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import cProfile
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,6 +30,7 @@ from .envs import stack
 from .model import ActorCritic, network_for, sample_action
 from .returns import advantages_and_returns
 from .tasks import make_task
+from .turn import Turn
 from .types import EpisodeReport, LossTerms
 
 
@@ -78,11 +78,11 @@ class Worker:
         steps: StepCounter,
         stop: threading.Event,
         first_episode: int = 0,
-        turn: threading.Lock | None = None,
+        turn: Turn | None = None,
     ) -> None:
         self.id = worker_id
-        #: Worker threads of one process share this lock, held while running
-        #: Python and released while TensorFlow computes gradients or the
+        #: Worker threads of one process share this turn, held while running
+        #: Python and given up while TensorFlow computes gradients or the
         #: worker sleeps (see :meth:`_away`). ``None`` for a worker alone in
         #: its process.
         self.turn = turn
@@ -116,7 +116,7 @@ class Worker:
         if profiler is not None:
             profiler.enable()
         try:
-            with self.turn if self.turn is not None else nullcontext():
+            with self.turn.held() if self.turn is not None else nullcontext():
                 self._work()
         finally:
             if profiler is not None:
@@ -139,7 +139,7 @@ class Worker:
 
     def _away(self) -> AbstractContextManager[None]:
         """Give up the turn for a block that does not need the interpreter."""
-        return _released(self.turn) if self.turn is not None else nullcontext()
+        return self.turn.away() if self.turn is not None else nullcontext()
 
     def run_episode(self, episode: int) -> EpisodeReport | None:
         """Play one episode, updating the global model every few steps."""
@@ -211,11 +211,13 @@ class Worker:
             self.config.gamma,
             self.config.gae_lambda,
         )
-        batch = stack(list(observations))
-        with self._away():  # TensorFlow runs without the GIL: let others act
-            terms = self.local.compute_gradients(
-                batch, np.asarray(actions), advantages, returns
-            )
+        terms = self.local.compute_gradients(
+            stack(list(observations)),
+            np.asarray(actions),
+            advantages,
+            returns,
+            away=self._away,  # TensorFlow runs without the GIL: let others act
+        )
         if not (np.isfinite(terms.total) and np.isfinite(terms.grad_norm)):
             raise FloatingPointError(
                 f"worker {self.id}: non-finite loss {terms.total} or gradient norm "
@@ -223,16 +225,3 @@ class Worker:
             )
         self.actor.refresh(self.learner.update(self.local))
         return terms
-
-
-@contextmanager
-def _released(lock: threading.Lock) -> Iterator[None]:
-    lock.release()
-    # Hand the GIL over too: a worker waiting for the turn then runs at once
-    # instead of after this thread's Python up to the next GIL release (the
-    # turn stood idle 12% of the time without this, 6% with it).
-    time.sleep(0)
-    try:
-        yield
-    finally:
-        lock.acquire()

@@ -209,20 +209,37 @@ def test_asking_for_ray_without_ray_installed_says_how_to_install_it(tmp_path):
     not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
     reason="needs a process that may use 2 CPUs and can pin threads",
 )
-def test_worker_threads_share_one_cpu_and_leave_the_caller_alone(tiny, monkeypatch):
-    from mathy_a3c import backends
+def test_worker_threads_share_one_cpu_and_everything_else_is_put_back(
+    tiny, monkeypatch
+):
+    """Workers run Python on one CPU; while they train, the main thread and
+    TensorFlow's threads run on the others, and get their CPUs back after."""
+    from mathy_a3c.turn import cpu_split, tensorflow_threads
     from mathy_a3c.worker import Worker
 
-    seen = []
-    run = Worker.run
-
-    def recording_run(self):
-        seen.append(os.sched_getaffinity(0))
-        run(self)
-
-    monkeypatch.setattr(Worker, "run", recording_run)
+    python, others = cpu_split()
     before = os.sched_getaffinity(0)
-    A3CAgent(A3CConfig(**tiny), console=False).train()
-    assert seen == [{backends.python_cpu()}] * tiny["num_workers"]
-    assert backends.python_cpu() == min(before)
-    assert os.sched_getaffinity(0) == before  # the calling thread is untouched
+    assert python == min(before) and others == before - {python}
+    tf_threads = tensorflow_threads()
+    assert tf_threads  # TensorFlow is running in this process by now
+    tf_before = {tid: os.sched_getaffinity(tid) for tid in tf_threads}
+    in_workers, in_main = [], []
+    work = Worker._work
+
+    def recording_work(self):
+        in_workers.append(os.sched_getaffinity(0))
+        work(self)
+
+    class During(Callback):
+        def on_episode(self, report, stats):
+            in_main.append(
+                (os.sched_getaffinity(0), [os.sched_getaffinity(t) for t in tf_threads])
+            )
+
+    monkeypatch.setattr(Worker, "_work", recording_work)
+    A3CAgent(A3CConfig(**tiny), callbacks=[During()], console=False).train()
+    assert in_workers == [{python}] * tiny["num_workers"]
+    assert in_main and all(main == others for main, _ in in_main)
+    assert all(tf == [others] * len(tf_threads) for _, tf in in_main)
+    assert os.sched_getaffinity(0) == before  # the calling thread is put back
+    assert {tid: os.sched_getaffinity(tid) for tid in tf_threads} == tf_before

@@ -219,6 +219,22 @@ def test_gradients_from_the_flat_vector_match_a_tape_over_the_variables(batch):
     np.testing.assert_allclose(net.flat_gradients(), expected * scale, atol=1e-6)
 
 
+def test_gradients_skip_tensorflows_argument_binding_and_agree_with_it(batch):
+    """The gradient call goes straight to TensorFlow on this TensorFlow (the
+    fast path is taken), and gives what the public concrete call gives."""
+    net = ActorCritic(model_size=8)
+    _random_weights(net, seed=6)
+    actions = np.array([int(np.flatnonzero(m)[0]) for m in batch.mask])
+    args = (batch, actions, np.linspace(-1, 1, 6), np.ones(6))
+    assert net._run_gradients.fast
+    fast = net.compute_gradients(*args), net.flat_gradients()
+    net._run_gradients.fast = False  # the public call, as a fallback takes it
+    public = net.compute_gradients(*args), net.flat_gradients()
+    assert fast[0] == public[0]
+    np.testing.assert_array_equal(fast[1], public[1])
+    assert net._gradients_fn.experimental_get_tracing_count() == 1
+
+
 def test_handed_over_weights_are_used_and_reach_the_keras_variables_when_read(batch):
     source, local = ActorCritic(model_size=8), ActorCritic(model_size=8)
     _random_weights(source, seed=4)

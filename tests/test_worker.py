@@ -68,13 +68,19 @@ def test_show_lines_describe_every_step(tmp_path):
 def test_a_worker_holds_the_turn_except_while_tensorflow_computes(
     tmp_path, monkeypatch
 ):
-    """Threads share one interpreter: a worker acts and steps its environment
-    holding the turn, and gives it up for the gradient computation."""
-    import threading
+    """Threads share one interpreter: a worker acts, steps its environment and
+    prepares the gradient inputs holding the turn, and gives it up for the
+    TensorFlow call alone."""
+    from mathy_a3c.turn import Turn
 
     worker, learner, reporter = _worker(tmp_path)
-    worker.turn = turn = threading.Lock()
-    held: dict[str, list[bool]] = {"step": [], "gradients": [], "update": []}
+    worker.turn = turn = Turn(None)
+    held: dict[str, list[bool]] = {
+        "step": [],
+        "prepare": [],
+        "gradients": [],
+        "update": [],
+    }
 
     def spy(name, target):
         def call(*args, **kwargs):
@@ -84,27 +90,29 @@ def test_a_worker_holds_the_turn_except_while_tensorflow_computes(
         return call
 
     monkeypatch.setattr(worker.task, "step", spy("step", worker.task.step))
+    monkeypatch.setattr(worker.local, "_prepare", spy("prepare", worker.local._prepare))
     monkeypatch.setattr(
         worker.local,
-        "compute_gradients",
-        spy("gradients", worker.local.compute_gradients),
+        "_run_gradients",
+        spy("gradients", worker.local._run_gradients),
     )
     monkeypatch.setattr(learner, "update", spy("update", learner.update))
     worker.run()
     assert len(reporter.episodes) == 4
     assert held["step"] and all(held["step"])
+    assert held["prepare"] and all(held["prepare"])  # numpy -> tensors
     assert held["update"] and all(held["update"])  # one update at a time
     assert held["gradients"] and not any(held["gradients"])
     assert not turn.locked()  # given back when the worker is done
 
 
 def test_a_failing_worker_gives_the_turn_back(tmp_path, monkeypatch):
-    import threading
-
     import pytest
 
+    from mathy_a3c.turn import Turn
+
     worker, _, _ = _worker(tmp_path)
-    worker.turn = turn = threading.Lock()
+    worker.turn = turn = Turn(None)
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
