@@ -158,8 +158,8 @@ def main() -> None:
         "random_win_rate": round(rand.win_rate, 4),
         "random_mean_steps": round(rand.mean_steps, 2),
         "hand_written": groups,
-        "curve_csv": csv_path,
-        "curve_png": png_path,
+        "curve_csv": os.path.relpath(csv_path),
+        "curve_png": os.path.relpath(png_path) if png_path else None,
         "date": time.strftime("%Y-%m-%d"),
     }
     print(json.dumps(summary))

@@ -10,6 +10,9 @@ Three behaviours of mathy_envs 0.12.5 are handled here on purpose:
   generators and ignores ``reset(seed=...)``. :class:`ProblemSeed` gives each
   worker its own stream by swapping the global states in and out under a lock,
   so a worker's problems depend only on its seed, never on thread timing.
+  mathy_core also draws variable names through a ``set``, whose order follows
+  Python's per-process string hashing, so the same seed named different
+  variables in every process; :class:`ProblemSeed` sorts them first.
 * ``poly-like-terms-haystack`` cannot be won unless the commutative rule uses
   ``preferred_term_commute=True``, so that topic is built with it.
 * ``MathyEnv.get_valid_moves`` caches masks by ``str(expression)``, but
@@ -42,6 +45,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
+from mathy_core import problems
 from mathy_core.expressions import ConstantExpression
 from mathy_core.parser import ParserException
 from mathy_core.util import get_terms
@@ -139,12 +143,47 @@ class StepResult(NamedTuple):
     move limit is part of its game, a loss, so Mathy never sets this.)"""
 
 
+def _rand_vars_in_sorted_order(
+    num_vars: int,
+    exclude_vars: list[str] | None = None,
+    common_variables: bool = False,
+) -> list[str]:
+    """``mathy_core.problems.get_rand_vars`` (0.9.5) with the drawn names
+    sorted before they are shuffled.
+
+    The original shuffles ``list(set_of_names)``, whose starting order follows
+    string hashing, which Python randomises per process (``PYTHONHASHSEED``):
+    the same seed then named different variables in every process. Sorted,
+    the draws from ``random`` are the same and so is the distribution.
+    """
+    exclude = exclude_vars or []
+    if num_vars > 25:
+        raise ValueError("out of range: there are only twenty-six variables")
+    names: set[str] = set()
+    draws = 0
+    while len(names) < num_vars:
+        name = problems.rand_var(common_variables)
+        if name not in exclude:
+            names.add(name)
+        draws += 1
+        if draws > num_vars * 10:
+            raise ValueError(
+                f"Unable to fulfill request for {num_vars} random variables"
+            )
+    out = sorted(names)
+    random.shuffle(out)
+    return out
+
+
 class ProblemSeed:
     """A private random stream for problem generation in one worker.
 
     mathy_envs generates problems with the global ``random`` and
     ``numpy.random`` generators. :meth:`active` swaps this worker's states into
-    them, under a process-wide lock, for the duration of a ``with`` block.
+    them, under a process-wide lock, for the duration of a ``with`` block, and
+    with them a ``get_rand_vars`` for mathy_core whose result does not depend
+    on string hashing (:func:`_rand_vars_in_sorted_order`), so a seed gives
+    the same problems in every process.
     """
 
     _lock = threading.Lock()
@@ -157,11 +196,14 @@ class ProblemSeed:
     def active(self) -> Iterator[None]:
         with self._lock:
             saved_py, saved_np = random.getstate(), np.random.get_state()
+            saved_vars = problems.get_rand_vars
             random.setstate(self._py_state)
             np.random.set_state(self._np_state)
+            problems.get_rand_vars = _rand_vars_in_sorted_order
             try:
                 yield
             finally:
+                problems.get_rand_vars = saved_vars
                 self._py_state = random.getstate()
                 self._np_state = np.random.get_state()
                 random.setstate(saved_py)

@@ -1,13 +1,18 @@
 """The real mathy_envs environments, seen through mathy_a3c.envs."""
 
+import os
 import random
+import subprocess
+import sys
 
+import mathy_core.problems
 import numpy as np
 import pytest
 from mathy_envs.envs import ComplexSimplify
 from mathy_envs.state import MathyEnvState
 from mathy_envs.types import MathyEnvDifficulty, MathyEnvProblemArgs
 
+from mathy_a3c import envs
 from mathy_a3c.config import TOPICS
 from mathy_a3c.envs import (
     ACTION_SIZE,
@@ -149,6 +154,55 @@ def test_same_seed_same_problems_whatever_else_uses_global_random():
         b.append(second.problem)
     assert a == b
     assert a != c
+
+
+_PROBLEMS_OF_SEED = """
+import sys
+from mathy_a3c.config import TOPICS
+from mathy_a3c.envs import MathyTask
+for topic in TOPICS:
+    task = MathyTask([topic], sys.argv[1], seed=3)
+    for _ in range(4):
+        task.reset()
+        print(task.problem)
+"""
+
+
+@pytest.mark.parametrize("difficulty", ["easy", "hard"])
+def test_same_seed_same_problems_in_every_process(difficulty):
+    """mathy_core draws variable names through a set, whose order follows
+    string hashing, which differs per process unless PYTHONHASHSEED is fixed."""
+    runs = []
+    for hash_seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        runs.append(
+            subprocess.run(
+                [sys.executable, "-c", _PROBLEMS_OF_SEED, difficulty],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+    assert runs[0].count("\n") == 4 * len(TOPICS)
+    assert runs[0] == runs[1] == runs[2]
+
+
+def test_sorted_variable_names_are_the_names_mathy_core_draws():
+    original = mathy_core.problems.get_rand_vars
+    for seed in range(20):
+        random.seed(seed)
+        expected = set(original(4, ["x"]))
+        random.seed(seed)
+        got = envs._rand_vars_in_sorted_order(4, ["x"])
+        assert set(got) == expected and len(got) == 4 and "x" not in got
+
+
+def test_problem_seed_leaves_mathy_core_as_it_was():
+    before = mathy_core.problems.get_rand_vars
+    with ProblemSeed(5).active():
+        assert mathy_core.problems.get_rand_vars is not before
+    assert mathy_core.problems.get_rand_vars is before
 
 
 def test_problem_seed_restores_the_global_generators():
