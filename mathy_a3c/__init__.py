@@ -21,15 +21,33 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 from .config import A3CConfig, ConfigError  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["A3CAgent", "A3CConfig", "ConfigError", "WorkerError", "__version__"]
+__all__ = [
+    "A3CAgent",
+    "A3CConfig",
+    "CheckpointError",
+    "ConfigError",
+    "ProblemError",
+    "WorkerError",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from .agent import A3CAgent, WorkerError
+    from .checkpoint import CheckpointError
+    from .envs import ProblemError
+
+#: Names loaded on first access, from the module that defines them.
+_LAZY = {
+    "A3CAgent": "agent",
+    "WorkerError": "agent",
+    "CheckpointError": "checkpoint",
+    "ProblemError": "envs",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("A3CAgent", "WorkerError"):
-        from . import agent
+    if name in _LAZY:
+        import importlib
 
-        return getattr(agent, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'mathy_a3c' has no attribute {name!r}")

@@ -13,18 +13,24 @@ updates the progress bar and TensorBoard, saves the model every
 * a worker that raises stops every worker, and :meth:`A3CAgent.train` raises
   :class:`WorkerError` from the worker's exception (its traceback is kept as
   ``__cause__``);
-* Ctrl-C stops the workers, waits for them, saves the model, prints where it
-  went, and re-raises ``KeyboardInterrupt``.
+* Ctrl-C or SIGTERM stops the workers, waits for them, saves the model, prints
+  where it went, and raises ``KeyboardInterrupt`` (Ctrl-C) or
+  ``SystemExit(143)`` (SIGTERM) (:mod:`mathy_a3c.interrupts`).
+
+While it trains, the run holds the folder's lock (:mod:`mathy_a3c.folder`):
+a second run into the same folder is refused at once.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import keras
 import numpy as np
@@ -39,17 +45,26 @@ from .callbacks import (
 )
 from .checkpoint import (
     CheckpointError,
+    SaveError,
     assign_by_path,
     has_checkpoint,
     load_checkpoint,
     load_config,
-    remove_stale_temp_files,
     save_checkpoint,
     save_config,
 )
-from .config import DIFFICULTIES, A3CConfig
+from .config import DIFFICULTIES, A3CConfig, SettingChange
 from .envs import MathyTask, Observation, typed_state
+from .folder import (
+    FolderError,
+    check_resume,
+    check_space,
+    hold_folder,
+    inspect_folder,
+    refuse_other_files,
+)
 from .inference import Solution, Step, solve
+from .interrupts import StopSignals
 from .model import GlobalModel, masked_probabilities, network_for
 from .tasks import task_spec
 
@@ -95,7 +110,11 @@ class A3CAgent:
     If ``config.model_dir`` already holds a checkpoint, the agent resumes it:
     weights, optimizer state (except the learning rate, which comes from
     ``config``) and the episode and step counters. ``max_eps`` then counts the
-    episodes of the new run. The saved model's ``model_size`` must match.
+    episodes of the new run. Settings that change what is learned (topics,
+    difficulty, the loss's and the optimizer's) must match the saved model's
+    unless ``change_settings``; ``model_size`` must always match. A folder
+    that holds files but no model is refused unless ``allow_nonempty``.
+    Problems with the folder raise :class:`~mathy_a3c.checkpoint.CheckpointError`.
     """
 
     def __init__(
@@ -105,8 +124,12 @@ class A3CAgent:
         console: bool = True,
         progress: bool = True,
         transfer: str | None = None,
+        change_settings: bool = False,
+        allow_nonempty: bool = False,
     ) -> None:
         self.config = config
+        folder = inspect_folder(config.model_dir)
+        refuse_other_files(folder, allow_nonempty)
         _single_threaded_tensorflow()
         keras.utils.set_random_seed(config.seed)
         self.network = network_for(config, task_spec(config))
@@ -116,16 +139,26 @@ class A3CAgent:
         self.progress = progress
         self.total_episodes = 0
         self.total_steps = 0
-        self.resumed = has_checkpoint(config.model_dir)
+        #: Settings that differ from those of the model this agent resumed.
+        self.changes: list[SettingChange] = []
+        #: ``(episodes, steps)`` of the checkpoint this agent last read or
+        #: wrote, ``None`` if none: :meth:`train` refuses a folder that
+        #: another run changed meanwhile.
+        self._on_disk: tuple[int, int] | None = None
+        self.resumed = folder.has_model
         if self.resumed:
             if transfer is not None:
                 raise CheckpointError(
                     f"{config.model_dir} already holds a model; --transfer starts a "
                     f"new one, so give it an empty folder"
                 )
-            self._restore(config.model_dir, with_optimizer=True)
+            saved = load_config(config.model_dir)
+            self.changes = check_resume(
+                config.model_dir, saved, config, change_settings
+            )
+            self._restore(config.model_dir, saved, with_optimizer=True)
         elif transfer is not None:
-            self._restore(transfer, with_optimizer=False)
+            self._restore(transfer, load_config(transfer), with_optimizer=False)
 
     @classmethod
     def load(cls, folder: str) -> A3CAgent:
@@ -165,8 +198,10 @@ class A3CAgent:
         """Simplify a typed problem step by step; see :mod:`mathy_a3c.inference`.
 
         The problem is observed exactly like a generated problem of ``topic``
-        (default: the first topic the model trained on). Raises ``ValueError``
-        for a problem the parser rejects.
+        (default: the first topic the model trained on). Raises
+        :class:`~mathy_a3c.envs.ProblemError` (a ``ValueError``) for a problem
+        that cannot be played: one the parser rejects, or one too large for
+        the model.
         """
         if self.config.is_gym:
             raise ValueError(
@@ -181,8 +216,7 @@ class A3CAgent:
         return solve(task, observation, self.network.step, strategy, max_steps, on_step)
 
     # ------------------------------------------------------------------
-    def _restore(self, folder: str, with_optimizer: bool) -> None:
-        saved = load_config(folder)
+    def _restore(self, folder: str, saved: A3CConfig, with_optimizer: bool) -> None:
         if (saved.topics if saved.is_gym else "mathy") != (
             self.config.topics if self.config.is_gym else "mathy"
         ):
@@ -211,16 +245,36 @@ class A3CAgent:
             )
             self.total_episodes = checkpoint.episodes
             self.total_steps = checkpoint.steps
+            self._on_disk = (checkpoint.episodes, checkpoint.steps)
 
     # ------------------------------------------------------------------
     def train(self) -> TrainResult:
-        """Run ``max_eps`` episodes across ``num_workers`` workers, then save."""
+        """Run ``max_eps`` episodes across ``num_workers`` workers, then save.
+
+        Holds the model folder's lock throughout. Raises
+        :class:`~mathy_a3c.checkpoint.CheckpointError` before training when
+        the folder is taken, unwritable, short of space or changed by another
+        run since this agent read it, and
+        :class:`~mathy_a3c.checkpoint.SaveError` when training ran but the
+        final save failed (the last good checkpoint is kept).
+        """
         cfg = self.config
-        os.makedirs(cfg.model_dir, exist_ok=True)
-        remove_stale_temp_files(cfg.model_dir)
-        save_config(cfg.model_dir, cfg)
+        with hold_folder(cfg.model_dir):
+            self._check_folder_unchanged()
+            check_space(cfg.model_dir, checkpoint_bytes(self.network.size))
+            save_config(cfg.model_dir, cfg)
+            with StopSignals(f"saving the model to {cfg.model_dir}") as stop:
+                return self._train(stop)
+
+    def _train(self, stop: StopSignals) -> TrainResult:
+        cfg = self.config
         reporter = QueueReporter()
         backend = make_backend(cfg, self.global_model, reporter, self.total_episodes)
+        try:
+            backend.start()
+        except BaseException:  # nothing trained: stop what started, save nothing
+            backend.stop()
+            raise
         callbacks: list[Callback] = [
             TensorBoardCallback(
                 os.path.join(cfg.model_dir, "tensorboard"),
@@ -237,9 +291,9 @@ class A3CAgent:
         start = time.perf_counter()
         last_save = time.monotonic()
         self.global_model.lr_scale = 1.0
+        failure: BaseException | None = None
         try:
-            backend.start()
-            while not backend.errors and backend.alive():
+            while not (backend.errors or stop.requested) and backend.alive():
                 backend.poll(timeout=0.05)
                 _drain(reporter, callbacks, stats)
                 elapsed = time.perf_counter() - start
@@ -247,41 +301,56 @@ class A3CAgent:
                 if cfg.max_seconds and elapsed >= cfg.max_seconds:
                     backend.close()
                 if time.monotonic() - last_save >= cfg.save_every_s:
-                    self._save(stats)
+                    self._save_periodically(stats)
                     last_save = time.monotonic()
-        except KeyboardInterrupt:
-            backend.stop()
-            self.global_model.sync()
-            _drain(reporter, callbacks, stats)
-            for cb in callbacks:
-                cb.on_end(stats)
-            path = self._save(stats)
-            print(
-                f"\nInterrupted: stopped {cfg.num_workers} workers ({backend.name}) "
-                f"after {stats.episodes} episodes; model saved to {path}",
-                file=sys.stderr,
-            )
-            raise
-        except BaseException:  # a failing callback: stop the workers, then fail
-            backend.stop()
-            self.global_model.sync()
-            raise
+        except KeyboardInterrupt:  # raised, not signalled: a callback, or no handler
+            stop.signum = stop.signum or signal.SIGINT
+        except BaseException as raised:  # a failing callback: stop, save, re-raise
+            failure = raised
+        # Stopping and saving run to the end: further signals only say so.
         backend.stop()
         self.global_model.sync()  # remote backends' updates -> Keras
-        _drain(reporter, callbacks, stats)
-        for cb in callbacks:
-            cb.on_end(stats)
+        ends: list[Callable[[], object]] = [
+            partial(cb.on_end, stats) for cb in callbacks
+        ]
+        if failure is None:  # the last episodes' reports, then the ends
+            ends.insert(0, partial(_drain, reporter, callbacks, stats))
+        for end in ends:
+            try:
+                end()
+            except KeyboardInterrupt:
+                stop.signum = stop.signum or signal.SIGINT
+            except BaseException as raised:
+                failure = failure or raised
         if backend.errors:
             worker_id, error = backend.errors[0]
             if not _is_numerical(error):
-                self._save(stats)
+                self._save_or_warn(stats)
             raise WorkerError(
                 f"worker {worker_id} failed, training stopped: "
                 f"{type(error).__name__}: {_summary(error)}"
             ) from error
-        path = self._save(stats)
+        if failure is not None:
+            self._save_or_warn(stats)
+            raise failure
+        try:
+            path = self._save(stats)
+        except SaveError as error:
+            raise SaveError(
+                f"{error}; training since the last save is lost, and {self._kept()}"
+            ) from None
         self.total_episodes += stats.episodes
         self.total_steps += stats.steps
+        if stop.requested:
+            print(
+                f"\nInterrupted by {stop.name}: stopped {cfg.num_workers} workers "
+                f"({backend.name}) after {stats.episodes} episodes; saved the model "
+                f"({self.total_episodes} episodes in all) to {path}",
+                file=sys.stderr,
+            )
+            if stop.signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(stop.exit_code)
         return TrainResult(
             episodes=stats.episodes,
             steps=stats.steps,
@@ -294,10 +363,14 @@ class A3CAgent:
     # ------------------------------------------------------------------
     def save(self) -> str:
         """Write the global model to ``model_dir`` now; returns the checkpoint path."""
-        save_config(self.config.model_dir, self.config)
-        return self._save(RunStats())
+        with hold_folder(self.config.model_dir):
+            self._check_folder_unchanged()
+            save_config(self.config.model_dir, self.config)
+            return self._save(RunStats())
 
     def _save(self, stats: RunStats) -> str:
+        """Save the global model and the counters; raises :class:`SaveError`
+        (the previous checkpoint is kept) or ``FloatingPointError``."""
         weights, optimizer = self.global_model.snapshot()
         if not all(np.all(np.isfinite(w)) for w in weights):
             raise FloatingPointError(
@@ -306,13 +379,60 @@ class A3CAgent:
             )
         net_vars = self.network.variables
         opt_vars = self.global_model.optimizer.variables
-        return save_checkpoint(
+        episodes = self.total_episodes + stats.episodes
+        steps = self.total_steps + stats.steps
+        path = save_checkpoint(
             self.config.model_dir,
             weights={v.path: w for v, w in zip(net_vars, weights, strict=True)},
             optimizer={v.path: w for v, w in zip(opt_vars, optimizer, strict=True)},
-            episodes=self.total_episodes + stats.episodes,
-            steps=self.total_steps + stats.steps,
+            episodes=episodes,
+            steps=steps,
         )
+        self._on_disk = (episodes, steps)
+        return path
+
+    def _save_periodically(self, stats: RunStats) -> None:
+        """A periodic save; if it fails, training goes on and says so."""
+        try:
+            self._save(stats)
+        except SaveError as error:
+            print(
+                f"warning: {error}; training goes on ({self._kept()}), and the next "
+                f"save is tried in {self.config.save_every_s:g} s",
+                file=sys.stderr,
+            )
+
+    def _kept(self) -> str:
+        if self._on_disk is None:
+            return "no checkpoint was saved before"
+        return f"the last good checkpoint, {self._on_disk[0]} episodes, is kept"
+
+    def _save_or_warn(self, stats: RunStats) -> None:
+        """Save on the way out of a failed run, without hiding its error."""
+        try:
+            self._save(stats)
+        except (SaveError, FloatingPointError) as error:
+            print(f"warning: {error}", file=sys.stderr)
+
+    def _check_folder_unchanged(self) -> None:
+        """Refuse to overwrite a checkpoint this agent has not seen."""
+        folder = self.config.model_dir
+        now = None
+        if inspect_folder(folder).has_model:
+            checkpoint = load_checkpoint(folder)  # a corrupt one raises, naming it
+            now = (checkpoint.episodes, checkpoint.steps)
+        if now != self._on_disk:
+            raise FolderError(
+                f"{folder!r} changed since this agent read it: another run saved "
+                f"a model there; build the agent again to resume that model, or "
+                f"train into another folder"
+            )
+
+
+def checkpoint_bytes(weights: int) -> int:
+    """About the size of a checkpoint of a model with ``weights`` weights:
+    float32 weights and Adam's two moments, plus the archive's overhead."""
+    return 3 * 4 * weights + 64 * 1024
 
 
 def _single_threaded_tensorflow() -> None:

@@ -20,25 +20,29 @@ callbacks, exactly like worker threads do.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import signal
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
 import numpy as np
 
 from .callbacks import QueueReporter
-from .config import A3CConfig
+from .config import A3CConfig, ConfigError, field_name
 from .counting import EpisodeCounter, StepCounter
 from .model import ActorCritic, GlobalModel
 from .turn import Turn, cpu_split
 from .types import EpisodeReport
 from .worker import Worker
+from .worker_process import STOP_SIGNALS, process_main
 
 #: Seconds a stopping worker gets to finish its step before it is killed.
 JOIN_TIMEOUT_S = 60.0
@@ -200,7 +204,7 @@ class _Link:
         self.send(("show", worker, text))
 
 
-def _run_remote_worker(
+def run_remote_worker(
     worker_id: int,
     config: dict[str, Any],
     first_episode: int,
@@ -301,15 +305,17 @@ class _Coordinator:
 
 
 # -- processes ---------------------------------------------------------------
-def _process_main(
-    worker_id: int, config: dict[str, Any], first_episode: int, conn: Connection
-) -> None:
-    """Entry point of a worker process (spawned: a fresh interpreter)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's job
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Block Ctrl-C and SIGTERM for the calling thread (held pending, not lost)."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        _run_remote_worker(worker_id, config, first_episode, conn.send, conn.recv)
+        yield
     finally:
-        conn.close()
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class ProcessBackend(_Coordinator):
@@ -329,24 +335,34 @@ class ProcessBackend(_Coordinator):
         self.conns: dict[int, Connection] = {}
         self._children: dict[int, Connection] = {}
         self.processes: dict[int, multiprocessing.process.BaseProcess] = {}
+        #: Workers that have spoken: the others are still starting up.
+        self.started: set[int] = set()
         for i in range(config.num_workers):
             self.conns[i], self._children[i] = context.Pipe()
             self.processes[i] = context.Process(
-                target=_process_main,
-                args=(i, config.to_dict(), first_episode, self._children[i]),
+                target=process_main,
+                args=(
+                    i,
+                    config.to_dict(),
+                    first_episode,
+                    self._children[i],
+                    os.getpid(),
+                ),
                 name=f"a3c-worker-{i}",
                 daemon=True,
             )
 
     def start(self) -> None:
-        # Children inherit an ignored SIGINT, so Ctrl-C during their start-up
-        # (importing TensorFlow) cannot kill them: only the coordinator stops them.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+        # Children start with Ctrl-C and SIGTERM blocked (a thread's signal
+        # mask passes to the processes it starts), and ignore them from their
+        # first lines on: a signal to the process group while they start up
+        # (importing TensorFlow) cannot kill them. The coordinator stops them.
+        # The first start also starts multiprocessing's resource tracker,
+        # which unblocks both signals when it is done: so it goes first.
+        resource_tracker.ensure_running()
+        with signals_blocked():
             for process in self.processes.values():
                 process.start()
-        finally:
-            signal.signal(signal.SIGINT, previous)
         for child in self._children.values():
             child.close()
 
@@ -361,10 +377,16 @@ class ProcessBackend(_Coordinator):
                 code = self.processes[worker].exitcode
                 self.lost(worker, f"worker process exited (code {code})")
                 continue
+            self.started.add(worker)
             self.handle(worker, message, conn.send)
 
     def stop(self) -> None:
-        """Stop the workers, wait for them, kill stragglers."""
+        """Stop the workers, wait for them, kill stragglers. A worker still
+        starting up has nothing to lose: it is killed at once."""
+        self.stopping = True
+        for worker in sorted(self.open - self.started):
+            self.processes[worker].kill()
+            self.open.discard(worker)
         deadline = self.wind_down()
         for process in self.processes.values():
             process.join(timeout=max(0.1, deadline - time.monotonic()))
@@ -420,7 +442,17 @@ class RayBackend(_Coordinator):
         ray = self.ray
         if not ray.is_initialized():
             address = self.config.ray_address or None
-            ray.init(address=address, include_dashboard=False, log_to_driver=True)
+            try:
+                with _stop_signals_kept():
+                    ray.init(
+                        address=address, include_dashboard=False, log_to_driver=True
+                    )
+            except Exception as error:  # no cluster there, or not a Ray one
+                why = " ".join(str(error).split())[:300] or type(error).__name__
+                raise ConfigError(
+                    f"{field_name('ray_address')} {address!r}: cannot join a Ray "
+                    f"cluster there ({why})"
+                ) from None
             self.started_ray = True
         from ray.util.queue import Queue
 
@@ -462,11 +494,32 @@ class RayBackend(_Coordinator):
                 self.lost(worker, f"{type(error).__name__}: {error}")
 
     def stop(self) -> None:
-        self.wind_down()
+        if self.actors:  # none if start() failed
+            self.wind_down()
         for handle in self.actors.values():
             self.ray.kill(handle)
         if self.started_ray:
             self.ray.shutdown()
+
+
+@contextlib.contextmanager
+def _stop_signals_kept() -> Iterator[None]:
+    """Keep this process's Ctrl-C and SIGTERM handlers through the block.
+
+    ``ray.init`` replaces the SIGTERM handler with one that exits at once
+    (and Ray's native crash handler sits under it); the run's own handler
+    (save first, :mod:`mathy_a3c.interrupts`) is put back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 class _RayWorker:
@@ -480,7 +533,7 @@ class _RayWorker:
         requests: Any,
         replies: Any,
     ) -> None:
-        _run_remote_worker(
+        run_remote_worker(
             worker_id,
             config,
             first_episode,

@@ -157,7 +157,12 @@ class TensorBoardCallback(Callback):
         import tensorflow as tf
 
         self._tf = tf
-        self.writer = tf.summary.create_file_writer(logdir)
+        #: ``None`` once a write failed (see :meth:`_guarded`).
+        self.writer: Any = None
+        try:
+            self.writer = tf.summary.create_file_writer(logdir)
+        except (tf.errors.OpError, OSError) as error:
+            self._stop(error)
         #: Returns the learning rate updates use now (it may follow a schedule).
         self.learning_rate = learning_rate
         self.first_episode = first_episode
@@ -174,7 +179,28 @@ class TensorBoardCallback(Callback):
         if key:
             self.by_level.setdefault(key, deque(maxlen=WINDOW)).append(report.win)
         if len(self.pending) >= self.every:
-            self._write(stats)
+            self._guarded(self._write, stats)
+
+    def _guarded(self, write: Callable[[RunStats], None], stats: RunStats) -> None:
+        """Curves are not worth a run: a write that fails (a full disk, a
+        folder removed) stops the logging, with one warning, not training."""
+        if self.writer is None:
+            return
+        try:
+            write(stats)
+        except (self._tf.errors.OpError, OSError) as error:
+            self._stop(error)
+
+    def _stop(self, error: BaseException) -> None:
+        self.writer = None
+        # TensorFlow's message is a page; the OS error ends the line that
+        # names the events file ("...tfevents...; No space left on device").
+        lines = [line for line in str(error).splitlines() if "; " in line]
+        why = lines[0].rsplit("; ", 1)[1].strip() if lines else type(error).__name__
+        print(
+            f"warning: TensorBoard logging stopped ({why}); training goes on",
+            file=sys.stderr,
+        )
 
     def _write(self, stats: RunStats) -> None:
         if not self.pending:
@@ -236,6 +262,10 @@ class TensorBoardCallback(Callback):
         return emit.get_concrete_function()
 
     def on_end(self, stats: RunStats) -> None:
+        self._guarded(self._close, stats)
+
+    def _close(self, stats: RunStats) -> None:
         self._write(stats)
+        assert self.writer is not None
         self.writer.flush()
         self.writer.close()

@@ -1,4 +1,4 @@
-"""The model folder: config.json plus one checkpoint file, always complete.
+"""The model folder's files: config.json plus one checkpoint file, always complete.
 
 A folder holds:
 
@@ -8,29 +8,48 @@ A folder holds:
 
 Every file is written to a temporary name in the same folder, flushed to disk
 and then renamed over the old one (``os.replace`` is atomic), so a crash or
-Ctrl-C at any moment leaves the previous complete checkpoint in place.
+Ctrl-C at any moment leaves the previous complete checkpoint in place, and a
+reader (``mathy simplify`` while a run trains) never sees half a file.
+
+Reading trusts nothing: a file of any size or shape gives a
+:class:`CheckpointError` that names it, never an exception of numpy's or of
+the JSON parser's, and never allocates more than the file holds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import re
+import secrets
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
 
-from .config import A3CConfig
+from .config import A3CConfig, ConfigError
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.npz"
 FORMAT_VERSION = 1
+#: Part of every temporary file name this process writes, so that only files
+#: it created are ever removed as stale (:func:`remove_temp_files`).
+TEMP_TAG = secrets.token_hex(8)
+#: A config.json larger than this is not one this library wrote.
+MAX_CONFIG_BYTES = 1 << 20
 
 
 class CheckpointError(RuntimeError):
     """A model folder is missing, incomplete or unreadable; names the file."""
+
+
+class SaveError(CheckpointError):
+    """Writing a file of the model folder failed; the previous one is kept."""
 
 
 @dataclass
@@ -44,10 +63,15 @@ class Checkpoint:
 
 
 def atomic_write(path: str, write: Callable[[IO[bytes]], object]) -> None:
-    """Write ``path`` through a temporary file and an atomic rename."""
+    """Write ``path`` through a temporary file and an atomic rename.
+
+    The folder must exist. On any failure the temporary file is removed (if
+    it can be) and ``path`` keeps its previous content.
+    """
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.{TEMP_TAG}.", suffix=".tmp", dir=folder
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -56,19 +80,26 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], object]) -> None:
         os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):  # the folder may be gone or read-only
             os.unlink(tmp)
         raise
 
 
-def remove_stale_temp_files(folder: str) -> list[str]:
-    """Delete temporary files a killed save left behind; returns their names."""
-    if not os.path.isdir(folder):
+def remove_temp_files(folder: str, tag: str) -> list[str]:
+    """Delete the temporary files that a writer with ``tag`` (its
+    :data:`TEMP_TAG`) left in ``folder`` when it was killed mid-save; returns
+    their names. Files of any other name are never touched."""
+    pattern = re.compile(
+        rf"^\.({re.escape(CHECKPOINT_FILE)}|{re.escape(CONFIG_FILE)})"
+        rf"\.{re.escape(tag)}\.[A-Za-z0-9_]+\.tmp$"
+    )
+    try:
+        stale = [n for n in os.listdir(folder) if pattern.match(n)]
+    except OSError:
         return []
-    prefixes = (f".{CHECKPOINT_FILE}.", f".{CONFIG_FILE}.")
-    stale = [n for n in os.listdir(folder) if n.startswith(prefixes)]
     for name in stale:
-        os.unlink(os.path.join(folder, name))
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, name))
     return stale
 
 
@@ -78,22 +109,45 @@ def has_checkpoint(folder: str) -> bool:
 
 
 def save_config(folder: str, config: A3CConfig) -> None:
+    """Atomically write ``config.json``; raises :class:`SaveError`."""
     text = json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n"
-    atomic_write(os.path.join(folder, CONFIG_FILE), lambda f: f.write(text.encode()))
+    _save(os.path.join(folder, CONFIG_FILE), lambda f: f.write(text.encode()))
+
+
+def _save(path: str, write: Callable[[IO[bytes]], object]) -> None:
+    try:
+        atomic_write(path, write)
+    except OSError as error:
+        why = f"[Errno {error.errno}] {error.strerror}" if error.strerror else error
+        raise SaveError(f"could not save {path}: {why}") from None
 
 
 def load_config(folder: str) -> A3CConfig:
+    """The config saved in ``folder``, or :class:`CheckpointError` naming the
+    file and what is wrong with it."""
     path = os.path.join(folder, CONFIG_FILE)
-    if not os.path.isdir(folder):
-        raise CheckpointError(f"Model folder {folder!r} does not exist")
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path} is missing: {folder!r} holds no trained model")
     try:
+        if not os.path.isdir(folder):
+            raise CheckpointError(f"Model folder {folder!r} does not exist")
+        if not os.path.isfile(path):
+            raise CheckpointError(
+                f"{path} is missing: {folder!r} holds no trained model"
+            )
+        if os.path.getsize(path) > MAX_CONFIG_BYTES:
+            raise CheckpointError(
+                f"{path} is {os.path.getsize(path)} bytes, more than any config "
+                f"this library writes: not a mathy_a3c config"
+            )
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise CheckpointError(f"{path} is unreadable: {error}") from error
-    return A3CConfig.from_dict(data)
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, RecursionError) as error:
+        raise CheckpointError(f"{path} is unreadable: {_one_line(error)}") from None
+    try:
+        return A3CConfig.from_dict(data)
+    except ConfigError as error:
+        raise CheckpointError(f"{path} is not a valid config: {error}") from None
 
 
 def save_checkpoint(
@@ -103,38 +157,100 @@ def save_checkpoint(
     episodes: int,
     steps: int,
 ) -> str:
-    """Atomically write ``checkpoint.npz``; returns its path."""
+    """Atomically write ``checkpoint.npz``; returns its path. Raises
+    :class:`SaveError` (the previous checkpoint is kept)."""
     arrays: dict[str, Any] = {f"model/{k}": v for k, v in weights.items()}
     arrays.update({f"optimizer/{k}": v for k, v in optimizer.items()})
     arrays["counters/episodes"] = np.asarray(episodes, np.int64)
     arrays["counters/steps"] = np.asarray(steps, np.int64)
     arrays["format_version"] = np.asarray(FORMAT_VERSION, np.int64)
     path = os.path.join(folder, CHECKPOINT_FILE)
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    _save(path, lambda f: np.savez(f, **arrays))
     return path
 
 
 def load_checkpoint(folder: str) -> Checkpoint:
     """Read ``checkpoint.npz``, or raise :class:`CheckpointError` naming the file."""
     path = os.path.join(folder, CHECKPOINT_FILE)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path} is missing: {folder!r} holds no saved weights")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+        if not os.path.isfile(path):
+            raise CheckpointError(
+                f"{path} is missing: {folder!r} holds no saved weights"
+            )
+        with zipfile.ZipFile(path) as archive:
+            arrays = {
+                info.filename[:-4]: _read_member(archive, info, path)
+                for info in archive.infolist()
+            }
+    except CheckpointError:
+        raise
     except Exception as error:  # zipfile, OSError, ValueError: all mean corrupt
-        raise CheckpointError(f"{path} is corrupt or unreadable: {error}") from error
-    version = int(arrays.get("format_version", -1))
+        raise CheckpointError(
+            f"{path} is corrupt or unreadable: {_one_line(error)}"
+        ) from None
+    version = _scalar(arrays, "format_version", path, default=-1)
     if version != FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has format version {version}; this library reads {FORMAT_VERSION}"
         )
-    return Checkpoint(
+    checkpoint = Checkpoint(
         weights={k[6:]: v for k, v in arrays.items() if k.startswith("model/")},
         optimizer={k[10:]: v for k, v in arrays.items() if k.startswith("optimizer/")},
-        episodes=int(arrays["counters/episodes"]),
-        steps=int(arrays["counters/steps"]),
+        episodes=_scalar(arrays, "counters/episodes", path),
+        steps=_scalar(arrays, "counters/steps", path),
     )
+    for name, value in checkpoint.weights.items():
+        if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
+            raise CheckpointError(
+                f"{path}: weights {name} are not finite floating-point numbers"
+            )
+    return checkpoint
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> Any:
+    """One array of the archive, after checking that its header describes
+    plain numbers that fit in the bytes the member holds."""
+    name = info.filename
+    if not name.endswith(".npy"):
+        raise CheckpointError(f"{path} holds {name!r}, which is not an array")
+    if info.compress_type != zipfile.ZIP_STORED:  # its size could be anything
+        raise CheckpointError(
+            f"{path}: {name} is compressed; this library writes plain arrays"
+        )
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        readers = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }
+        if version not in readers:
+            raise CheckpointError(f"{path}: {name} has .npy format {version}")
+        shape, _, dtype = readers[version](member)
+    if dtype.kind not in "biuf" or dtype.hasobject:
+        raise CheckpointError(
+            f"{path}: {name} holds {dtype} values; a checkpoint holds numbers only"
+        )
+    if math.prod(shape) * dtype.itemsize > info.file_size:
+        raise CheckpointError(f"{path}: {name} declares more data than the file holds")
+    with archive.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _scalar(
+    arrays: dict[str, Any], key: str, path: str, default: int | None = None
+) -> int:
+    value = arrays.get(key)
+    if value is None and default is not None:
+        return default
+    if value is None or value.shape != () or value.dtype.kind not in "iu":
+        raise CheckpointError(f"{path}: {key} is missing or not one integer")
+    return int(value)
+
+
+def _one_line(error: BaseException) -> str:
+    """An exception as one line of text, prefixed with its type."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def assign_by_path(

@@ -1,276 +1,417 @@
-"""The ``mathy`` command line. TensorFlow is imported inside commands only."""
+"""The ``mathy`` command line. TensorFlow is imported inside commands only.
+
+``mathy train``'s options are generated from :class:`~mathy_a3c.config.A3CConfig`:
+every field is an option (``--field-name``, or the ``flag`` its metadata
+names) with the field's help text and default, so a new field appears in
+``mathy train --help`` without touching this file.
+
+Every mistake a user can make is one line on stderr, ``Error: ...``, naming
+the flag they typed, and exit code 2; nothing is written before it is found.
+Exit codes: 0 done, 1 a worker failed or the final save failed (the last good
+checkpoint is kept), 2 bad input, 130 Ctrl-C, 143 SIGTERM (both save first).
+"""
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import typer
+import click
+from click.core import ParameterSource
 
 from . import __version__
 from .config import (
     AGENTS,
     DIFFICULTIES,
-    TOPIC_CHOICES,
+    MAX_SEED,
     TOPICS,
     A3CConfig,
     ConfigError,
 )
+from .quiet import quiet_native_logs
 
 if TYPE_CHECKING:  # the agent imports TensorFlow: only inside commands at runtime
     from .agent import A3CAgent
 
-app = typer.Typer(
-    name="mathy",
-    help="Train A3C agents that simplify algebra step by step on Mathy environments.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
 _DEFAULTS = A3CConfig()
+#: Bounds on the counts the model commands take.
+MAX_PROBLEMS = 100_000
+MAX_STEPS = 10_000
 
 
-def _help(name: str) -> str:
-    return A3CConfig.help(name)
+class _Mathy(click.Group):
+    """The command group: a usage error is one line, and Ctrl-C exits 130."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as error:
+            click.echo(f"Error: {_one_line(error.format_message())}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort as error:
+            if isinstance(error.__context__, KeyboardInterrupt):
+                click.echo("Interrupted", err=True)
+                sys.exit(130)
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"Error: {message}", err=True)
-    return typer.Exit(code=2)
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"mathy-a3c {__version__}")
-        raise typer.Exit()
+def _fail(message: str) -> NoReturn:
+    """Stop with one line on stderr and exit code 2."""
+    raise click.UsageError(message)
 
 
-@app.callback()
-def main(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version."
-    ),
-) -> None:
+@click.group(cls=_Mathy, invoke_without_command=True)
+@click.version_option(
+    __version__, prog_name="mathy-a3c", message="%(prog)s %(version)s"
+)
+@click.pass_context
+def app(ctx: click.Context) -> None:
     """Train A3C agents that simplify algebra step by step on Mathy environments."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
-@app.command()
+# -- mathy train ---------------------------------------------------------------
+def flag(name: str) -> str:
+    """How ``mathy train`` spells config field ``name``: its option, or the
+    argument (TOPICS, FOLDER) that sets it."""
+    meta = A3CConfig.field(name).metadata
+    if meta["flag"] is None:
+        return {"topics": "TOPICS", "model_dir": "FOLDER"}[name]
+    return meta["flag"] or "--" + name.replace("_", "-")
+
+
+def _config_options() -> list[click.Option]:
+    """One option per ``A3CConfig`` field that is not an argument."""
+    types = {"int": click.INT, "float": click.FLOAT, "str": click.STRING}
+    options = []
+    for f in dataclasses.fields(A3CConfig):
+        if f.metadata["flag"] is None:
+            continue
+        decls = [flag(f.name), f.name, *filter(None, [f.metadata["short"]])]
+        default = getattr(_DEFAULTS, f.name)
+        help = f.metadata["help"]
+        if str(f.type) == "bool":
+            options.append(click.Option(decls, is_flag=True, help=help))
+            continue
+        options.append(
+            click.Option(
+                decls,
+                type=types[str(f.type).removesuffix(" | None")],
+                default=default,
+                show_default=default not in (None, ""),
+                help=help,
+            )
+        )
+    return options
+
+
+@app.command(context_settings={"max_content_width": 100})
+@click.argument("agent")
+@click.argument("topics")
+@click.argument("folder")
+@click.option(
+    "--transfer",
+    metavar="FOLDER",
+    help="Start from the weights of the model in this folder (a new optimizer "
+    "and counters). FOLDER must not hold a model yet.",
+)
+@click.option(
+    "--change-settings",
+    is_flag=True,
+    help="Resume FOLDER's model even though TOPICS or the options given change "
+    "what it learns (topics, difficulty, loss, optimizer); the new settings are "
+    "saved with it.",
+)
+@click.option(
+    "--allow-nonempty",
+    is_flag=True,
+    help="Train a new model into a FOLDER that holds other files (they are left "
+    "alone); without it such a folder is refused.",
+)
+@click.option("--progress/--no-progress", default=True, help="Show the progress bar.")
+@click.pass_context
 def train(
-    agent: str = typer.Argument(..., help="Agent to train: " + ", ".join(AGENTS) + "."),
-    topics: str = typer.Argument(
-        ..., help="Comma-separated Mathy topics, or one gym:ENV_ID: " + TOPIC_CHOICES
-    ),
-    folder: str = typer.Argument(..., help="Model folder to create (or overwrite)."),
-    difficulty: str | None = typer.Option(
-        None, help=_help("difficulty"), show_default=False
-    ),
-    curriculum_window: int = typer.Option(
-        _DEFAULTS.curriculum_window, help=_help("curriculum_window")
-    ),
-    promote_at: float = typer.Option(_DEFAULTS.promote_at, help=_help("promote_at")),
-    demote_below: float = typer.Option(
-        _DEFAULTS.demote_below, help=_help("demote_below")
-    ),
-    workers: int = typer.Option(_DEFAULTS.num_workers, help=_help("num_workers")),
-    backend: str = typer.Option(_DEFAULTS.backend, help=_help("backend")),
-    ray_address: str = typer.Option(
-        _DEFAULTS.ray_address, help=_help("ray_address"), show_default=False
-    ),
-    episodes: int = typer.Option(
-        _DEFAULTS.max_eps,
-        help=_help("max_eps") + " Counts this run only: training into a folder "
-        "that holds a model resumes it and runs this many more episodes.",
-    ),
-    max_seconds: float = typer.Option(_DEFAULTS.max_seconds, help=_help("max_seconds")),
-    update_interval: int = typer.Option(
-        _DEFAULTS.update_interval, help=_help("update_interval")
-    ),
-    worker_wait: float = typer.Option(_DEFAULTS.worker_wait, help=_help("worker_wait")),
-    lr: float = typer.Option(_DEFAULTS.lr, help=_help("lr")),
-    lr_schedule: str = typer.Option(_DEFAULTS.lr_schedule, help=_help("lr_schedule")),
-    gamma: float = typer.Option(_DEFAULTS.gamma, help=_help("gamma")),
-    gae_lambda: float = typer.Option(_DEFAULTS.gae_lambda, help=_help("gae_lambda")),
-    entropy_coef: float = typer.Option(
-        _DEFAULTS.entropy_coef, help=_help("entropy_coef")
-    ),
-    value_coef: float = typer.Option(_DEFAULTS.value_coef, help=_help("value_coef")),
-    max_grad_norm: float = typer.Option(
-        _DEFAULTS.max_grad_norm, help=_help("max_grad_norm")
-    ),
-    model_size: int | None = typer.Option(
-        None,
-        help=_help("model_size")
-        + f" [default: {_DEFAULTS.model_size}, or the size saved in FOLDER]",
-        show_default=False,
-    ),
-    transfer: str | None = typer.Option(
-        None,
-        help="Start from the weights of the model in this folder (a new optimizer "
-        "and counters). FOLDER must not hold a model yet.",
-    ),
-    seed: int = typer.Option(_DEFAULTS.seed, help=_help("seed")),
-    save_every: float = typer.Option(
-        _DEFAULTS.save_every_s, help=_help("save_every_s")
-    ),
-    show: bool = typer.Option(False, "--show", help=_help("print_training")),
-    profile: bool = typer.Option(False, "--profile", help=_help("profile")),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help=_help("verbose")),
-    progress: bool = typer.Option(True, help="Show the progress bar."),
+    ctx: click.Context,
+    agent: str,
+    topics: str,
+    folder: str,
+    transfer: str | None,
+    change_settings: bool,
+    allow_nonempty: bool,
+    progress: bool,
+    **options: Any,
 ) -> None:
-    """Train an agent on Mathy TOPICS (or a gym:ENV_ID) and save it in FOLDER.
+    """Train an AGENT (a3c) on Mathy TOPICS, or one gym:ENV_ID, into FOLDER.
+
+    TOPICS: comma-separated, from poly, poly-blockers, poly-combine,
+    poly-commute, poly-grouping, poly-like-terms-haystack, complex, binomial;
+    or one gym:ENV_ID (a Gymnasium environment with a Discrete action space).
 
     Without --difficulty, a curriculum moves each worker between easy, normal
-    and hard by its recent win rate; every move is printed. If FOLDER already
-    holds a model, training resumes it (weights, optimizer state, counters,
-    TensorBoard curves).
+    and hard by its recent win rate; every move is printed.
+
+    FOLDER is created if needed. If it holds a model, training resumes it
+    (weights, optimizer state, counters, TensorBoard curves), never
+    overwrites it: options left out take the values saved with it, and
+    options that change what it learns must match unless --change-settings.
+    One run at a time trains a folder. Ctrl-C or SIGTERM stops the workers
+    and saves the model first.
 
     Examples: mathy train a3c poly output/my_agent --show;
     mathy train a3c gym:CartPole-v1 output/cartpole
     """
-    if agent not in AGENTS:
-        raise _fail(f"Unknown agent {agent!r}. Valid agents: {', '.join(AGENTS)}")
-    from .checkpoint import CheckpointError, has_checkpoint, load_config
+    from .checkpoint import CheckpointError, load_checkpoint, load_config
+    from .folder import (
+        ResumeConflict,
+        check_resume,
+        inspect_folder,
+        refuse_other_files,
+    )
 
+    if agent not in AGENTS:
+        _fail(f"Unknown agent {agent!r}. Valid agents: {', '.join(AGENTS)}")
+    given = {
+        name
+        for name in options
+        if ctx.get_parameter_source(name)
+        in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    }
+    carried: dict[str, Any] = {}  # settings that come from a saved model
+    saved: A3CConfig | None = None
     try:
-        saved_size = load_config(folder).model_size if has_checkpoint(folder) else None
+        state = inspect_folder(folder)
+        if state.has_model:
+            if transfer is not None:
+                _fail(
+                    f"{folder} already holds a model; --transfer starts a new one, "
+                    f"so give it an empty folder"
+                )
+            saved = load_config(folder)
+            load_checkpoint(folder)  # a corrupt one is named before TensorFlow loads
+            carried = {
+                f.name: getattr(saved, f.name)
+                for f in dataclasses.fields(A3CConfig)
+                if f.metadata["resume"] != "session"
+            }
+        else:
+            refuse_other_files(state, allow_nonempty)
+            if transfer is not None:
+                carried = {"model_size": load_config(transfer).model_size}
     except (CheckpointError, ConfigError) as error:
-        raise _fail(str(error)) from None
-    if saved_size is not None and model_size not in (None, saved_size):
-        raise _fail(
-            f"--model-size {model_size} contradicts the model saved in {folder} "
-            f"(model_size {saved_size}); drop the flag to resume, or use a new folder"
-        )
-    model_size = model_size or saved_size or _DEFAULTS.model_size
+        _fail(str(error))
+    values = {**options, **carried, **{name: options[name] for name in given}}
     try:
-        config = A3CConfig(
-            topics=[topics],
-            difficulty=difficulty,
-            curriculum_window=curriculum_window,
-            promote_at=promote_at,
-            demote_below=demote_below,
-            model_dir=folder,
-            num_workers=workers,
-            backend=backend,
-            ray_address=ray_address,
-            max_eps=episodes,
-            max_seconds=max_seconds,
-            update_interval=update_interval,
-            worker_wait=worker_wait,
-            lr=lr,
-            lr_schedule=lr_schedule,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
-            entropy_coef=entropy_coef,
-            value_coef=value_coef,
-            max_grad_norm=max_grad_norm,
-            model_size=model_size,
-            seed=seed,
-            save_every_s=save_every,
-            profile=profile,
-            print_training=show,
-            verbose=verbose,
+        config = A3CConfig(**{**values, "topics": [topics], "model_dir": folder})
+        changes = (
+            []
+            if saved is None
+            else check_resume(folder, saved, config, change_settings)
         )
     except ConfigError as error:
-        raise _fail(str(error)) from None
-    if config.is_gym:  # an unknown or non-Discrete environment, before TensorFlow
+        _fail(error.render(flag))
+    except ResumeConflict as error:
+        _fail(error.render(flag, "--change-settings"))
+    _check_extras(config)
+    _train(config, transfer, change_settings, allow_nonempty, progress, changes)
+
+
+def _check_extras(config: A3CConfig) -> None:
+    """What the config alone cannot know, still before TensorFlow loads."""
+    if config.is_gym:  # an unknown or non-Discrete environment
         from .gym_envs import gym_spec
 
         try:
             gym_spec(config.topics[0])
         except ConfigError as error:
-            raise _fail(str(error)) from None
+            _fail(str(error))
     if config.backend == "ray":
         import importlib.util
 
         if importlib.util.find_spec("ray") is None:
-            raise _fail(
+            _fail(
                 "--backend ray needs Ray, an optional extra: "
                 "pip install 'mathy-a3c[ray]'"
             )
+        _check_reachable(config.ray_address)
 
+
+def _check_reachable(address: str) -> None:
+    """A Ray address whose host does not answer fails now, not after the
+    minutes ``ray.init`` spends retrying it."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "", "auto", or no port: Ray resolves it
     try:
-        with _quiet_native_logs():
-            from .agent import A3CAgent, WorkerError
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as error:
+        why = error.strerror or str(error) or type(error).__name__
+        _fail(f"--ray-address {address}: cannot reach {host}:{port} ({why})")
 
-            trainer = A3CAgent(config, progress=progress, transfer=transfer)
+
+def _train(
+    config: A3CConfig,
+    transfer: str | None,
+    change_settings: bool,
+    allow_nonempty: bool,
+    progress: bool,
+    changes: list[Any],
+) -> None:
+    """Take the folder, build the agent, train, and exit with the outcome."""
+    from .checkpoint import CheckpointError, SaveError
+    from .folder import check_space, hold_folder
+    from .interrupts import StopSignals
+
+    folder = config.model_dir
+    try:
+        with (
+            hold_folder(folder) as lock,
+            StopSignals(None) as early,  # while TensorFlow loads
+        ):
+            try:
+                with quiet_native_logs():
+                    from .agent import A3CAgent, WorkerError, checkpoint_bytes
+
+                    trainer = A3CAgent(
+                        config,
+                        progress=progress,
+                        transfer=transfer,
+                        change_settings=change_settings,
+                        allow_nonempty=allow_nonempty,
+                    )
+            except BaseException:
+                lock.discard_if_unused()
+                raise
+            if early.requested:
+                lock.discard_if_unused()
+                click.echo(
+                    f"{early.name} received: exiting before training started; "
+                    f"nothing to save",
+                    err=True,
+                )
+                sys.exit(early.exit_code)
+            check_space(folder, checkpoint_bytes(trainer.network.size))
+            if trainer.resumed:
+                click.echo(
+                    f"Resuming {folder}: {trainer.total_episodes} episodes and "
+                    f"{trainer.total_steps} steps so far"
+                )
+            if changes:
+                click.echo(
+                    "Changed since the last run: "
+                    + ", ".join(c.describe(flag) for c in changes)
+                )
+            try:
+                result = trainer.train()
+            except KeyboardInterrupt:
+                sys.exit(130)
+            except WorkerError as error:
+                cause = error.__cause__
+                if cause is not None and not isinstance(cause, FloatingPointError):
+                    import traceback
+
+                    traceback.print_exception(type(cause), cause, cause.__traceback__)
+                click.echo(f"Error: {error}", err=True)
+                sys.exit(1)
+            except SaveError as error:  # after training: exit 1, not 2
+                click.echo(f"Error: {error}", err=True)
+                sys.exit(1)
     except CheckpointError as error:
-        raise _fail(str(error)) from None
-    if trainer.resumed:
-        typer.echo(
-            f"Resuming {folder}: {trainer.total_episodes} episodes and "
-            f"{trainer.total_steps} steps so far"
-        )
-    try:
-        result = trainer.train()
-    except KeyboardInterrupt:
-        raise typer.Exit(code=130) from None
-    except WorkerError as error:
-        cause = error.__cause__
-        if cause is not None and not isinstance(cause, FloatingPointError):
-            import traceback
-
-            traceback.print_exception(type(cause), cause, cause.__traceback__)
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(code=1) from None
-    typer.echo(
+        _fail(str(error))
+    except ConfigError as error:  # found when the backend started
+        _fail(error.render(flag))
+    click.echo(
         f"Trained {result.episodes} episodes ({result.steps} steps, "
         f"{result.steps_per_second:.0f} steps/s, win rate {result.win_rate:.2f}) "
         f"in {result.seconds:.0f}s; model saved to {config.model_dir}"
     )
-    if profile:
-        typer.echo(
+    if config.profile:
+        click.echo(
             f"Profiles: {config.model_dir}/worker_N.profile "
             f"(view with: snakeviz {config.model_dir}/worker_0.profile)"
         )
 
 
+train.params[3:3] = _config_options()  # after AGENT TOPICS FOLDER
+
+
+# -- using a trained model ----------------------------------------------------
+def _check_topic(topic: str | None) -> None:
+    if topic is not None and topic not in TOPICS:
+        _fail(f"Unknown topic {topic!r}. Valid topics: {', '.join(TOPICS)}")
+
+
+def _check_count(option: str, value: int, high: int) -> None:
+    if not 1 <= value <= high:
+        _fail(f"{option} must be from 1 to {high}; got {value}")
+
+
 @app.command()
+@click.argument("problem")
+@click.option("--model", "-m", required=True, help="A trained model folder.")
+@click.option(
+    "--max-steps",
+    type=int,
+    help="Stop after this many steps (default: the move budget).",
+)
+@click.option(
+    "--topic", help="Treat the problem as this topic (default: the model's first)."
+)
+@click.option(
+    "--strategy",
+    default="no-revisit",
+    show_default=True,
+    help="greedy, no-revisit (greedy, but never back to an expression already "
+    "seen while another action exists) or sample.",
+)
 def simplify(
-    problem: str = typer.Argument(..., help='The problem, e.g. "4x + 2x + 7y^2"'),
-    model: str = typer.Option(..., "--model", "-m", help="A trained model folder."),
-    max_steps: int | None = typer.Option(
-        None, help="Stop after this many steps (default: the move budget)."
-    ),
-    topic: str | None = typer.Option(
-        None, help="Treat the problem as this topic (default: the model's first)."
-    ),
-    strategy: str = typer.Option(
-        "no-revisit",
-        help="greedy, no-revisit (greedy, but never back to an expression already "
-        "seen while another action exists) or sample.",
-    ),
+    problem: str, model: str, max_steps: int | None, topic: str | None, strategy: str
 ) -> None:
     """Simplify PROBLEM step by step with a trained model.
 
-    Exits 0 when the result is fully simplified and 1 when it is not.
+    Exits 0 when the result is fully simplified, 1 when it is not, and 2 for
+    a problem the parser rejects.
     """
+    from .envs import ProblemError, parse_problem
     from .inference import STRATEGIES
 
     if strategy not in STRATEGIES:
-        raise _fail(
+        _fail(
             f"Unknown strategy {strategy!r}. Valid strategies: {', '.join(STRATEGIES)}"
         )
-    if topic is not None and topic not in TOPICS:
-        raise _fail(f"Unknown topic {topic!r}. Valid topics: {', '.join(TOPICS)}")
-    if max_steps is not None and max_steps < 1:
-        raise _fail(f"--max-steps must be >= 1; got {max_steps}")
-    from mathy_core.parser import ExpressionParser
-
+    _check_topic(topic)
+    if max_steps is not None:
+        _check_count("--max-steps", max_steps, MAX_STEPS)
     try:
-        ExpressionParser().parse(problem)  # fail fast, before TensorFlow loads
-    except Exception as error:
-        raise _fail(f"cannot parse problem {problem!r}: {error}") from None
+        parse_problem(problem)  # fail fast, before TensorFlow loads
+    except ProblemError as error:
+        _fail(str(error))
     agent = _load(model)
     if agent.config.is_gym:
-        raise _fail(
+        _fail(
             f"{model} holds a model for {agent.config.topics[0]}; simplify needs "
             f"one trained on Mathy topics"
         )
-    typer.echo(f"Problem: {problem}")
+    click.echo(f"Problem: {problem}")
     count = iter(range(1, 1 << 30))
     try:
         solution = agent.simplify(
@@ -278,72 +419,81 @@ def simplify(
             topic=topic,
             strategy=strategy,
             max_steps=max_steps,
-            on_step=lambda step: typer.echo(
+            on_step=lambda step: click.echo(
                 f"  {next(count):>3} | {step.rule[:26]:<26} @{step.node:<3} | "
                 f"{step.expression}"
             ),
         )
-    except ValueError as error:
-        raise _fail(str(error)) from None
+    except ProblemError as error:
+        _fail(str(error))
     if solution.win:
-        typer.echo(f"Simplified: {solution.final} ({len(solution.steps)} steps)")
+        click.echo(f"Simplified: {solution.final} ({len(solution.steps)} steps)")
         return
     why = f" ({solution.error})" if solution.error else ""
-    typer.echo(
+    click.echo(
         f"Not simplified: {solution.final} after {len(solution.steps)} steps{why}"
     )
-    raise typer.Exit(code=1)
+    sys.exit(1)
 
 
 @app.command()
+@click.argument("folder")
+@click.option(
+    "--topics", help="Comma-separated topics (default: the ones the model trained on)."
+)
+@click.option(
+    "--difficulty",
+    help="easy, normal or hard (default: the model's; a curriculum model: all three).",
+)
+@click.option(
+    "--problems",
+    type=int,
+    default=200,
+    show_default=True,
+    help=f"Generated problems per topic and difficulty (gym: episodes), at most "
+    f"{MAX_PROBLEMS}.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the generated problems (training never uses a bare seed).",
+)
+@click.option(
+    "--problems-file",
+    help="Also evaluate problems from this file: one per line, '#' comments, "
+    "'# group: NAME' lines start a group.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(
-    folder: str = typer.Argument(..., help="A trained model folder."),
-    topics: str | None = typer.Option(
-        None, help="Comma-separated topics (default: the ones the model trained on)."
-    ),
-    difficulty: str | None = typer.Option(
-        None,
-        help="easy, normal or hard (default: the model's; a curriculum model: "
-        "all three).",
-    ),
-    problems: int = typer.Option(
-        200, help="Generated problems per topic and difficulty (gym: episodes)."
-    ),
-    seed: int = typer.Option(
-        0, help="Seed of the generated problems (training never uses a bare seed)."
-    ),
-    problems_file: str | None = typer.Option(
-        None,
-        help="Also evaluate problems from this file: one per line, '#' comments, "
-        "'# group: NAME' lines start a group.",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    folder: str,
+    topics: str | None,
+    difficulty: str | None,
+    problems: int,
+    seed: int,
+    problems_file: str | None,
+    as_json: bool,
 ) -> None:
     """Win rates of a trained model: greedy, no-revisit and random play."""
-
     from .checkpoint import CheckpointError, load_config
+    from .envs import ProblemError
+    from .evaluation import evaluate as run
+    from .evaluation import generated_states, read_problems, typed_states
 
+    _check_count("--problems", problems, MAX_PROBLEMS)
+    if not 0 <= seed <= MAX_SEED:
+        _fail(f"--seed must be from 0 to {MAX_SEED}; got {seed}")
     try:
         saved = load_config(folder)
         config = saved.replace(
-            topics=[topics] if topics else saved.topics,
+            topics=[topics] if topics is not None else saved.topics,
             difficulty=difficulty or saved.difficulty,
         )
-    except (CheckpointError, ConfigError) as error:
-        raise _fail(str(error)) from None
-    if problems < 1:
-        raise _fail(f"--problems must be >= 1; got {problems}")
-    if seed < 0:
-        raise _fail(f"--seed must be >= 0; got {seed}")
-    from .evaluation import (
-        evaluate as run,
-    )
-    from .evaluation import (
-        generated_states,
-        read_problems,
-        typed_states,
-    )
-
+    except ConfigError as error:
+        _fail(error.render(lambda name: "--" + name))
+    except CheckpointError as error:
+        _fail(str(error))
     if config.is_gym:
         _evaluate_gym(folder, config.topics[0], problems, seed, as_json)
         return
@@ -357,13 +507,13 @@ def evaluate(
     if problems_file is not None:
         try:
             written = read_problems(problems_file)
-            for group in dict.fromkeys(g for g, _ in written):
-                texts = [t for g, t in written if g == group]
-                topic = config.topics[0]
-                states = typed_states(topic, texts, levels[0])
-                sets.append((topic, levels[0], f"file: {group}", states))
-        except (OSError, ValueError) as error:
-            raise _fail(f"--problems-file {problems_file}: {error}") from None
+        except (OSError, ProblemError) as error:
+            _fail(f"--problems-file: {error}")
+        for group in dict.fromkeys(g for g, _ in written):
+            texts = [t for g, t in written if g == group]
+            topic = config.topics[0]
+            states = typed_states(topic, texts, levels[0])
+            sets.append((topic, levels[0], f"file: {group}", states))
     agent = _load(folder)
     rows = []
     for topic, level, label, states in sets:
@@ -442,73 +592,65 @@ def _print_results(
     if as_json:
         import json
 
-        typer.echo(json.dumps({"model": folder, "seed": seed, "results": rows}))
+        click.echo(json.dumps({"model": folder, "seed": seed, "results": rows}))
         return
     header = " ".join(f"{title:{spec.split('.')[0]}}" for _, title, spec in columns)
-    typer.echo(header)
-    typer.echo("-" * len(header))
+    click.echo(header)
+    click.echo("-" * len(header))
     for r in rows:
-        typer.echo(" ".join(f"{r[key]:{spec}}" for key, _, spec in columns))
+        click.echo(" ".join(f"{r[key]:{spec}}" for key, _, spec in columns))
 
 
 @app.command()
-def problems(
-    topic: str = typer.Argument(..., help="A topic: " + ", ".join(TOPICS) + "."),
-    difficulty: str = typer.Option("easy", help="easy, normal or hard."),
-    number: int = typer.Option(10, help="How many problems to print."),
-    seed: int = typer.Option(0, help="Seed of the problem generator."),
-) -> None:
+@click.argument("topic")
+@click.option(
+    "--difficulty", default="easy", show_default=True, help="easy, normal or hard."
+)
+@click.option(
+    "--number",
+    type=int,
+    default=10,
+    show_default=True,
+    help="How many problems to print.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the problem generator.",
+)
+def problems(topic: str, difficulty: str, number: int, seed: int) -> None:
     """Print generated problems of TOPIC with their complexity."""
-    if topic not in TOPICS:
-        raise _fail(f"Unknown topic {topic!r}. Valid topics: {', '.join(TOPICS)}")
+    _check_topic(topic)
     if difficulty not in DIFFICULTIES:
-        raise _fail(
-            f"difficulty must be one of {', '.join(DIFFICULTIES)}; got {difficulty!r}"
+        _fail(
+            f"--difficulty must be one of {', '.join(DIFFICULTIES)}; got {difficulty!r}"
         )
-    if number < 1:
-        raise _fail(f"--number must be >= 1; got {number}")
+    _check_count("--number", number, MAX_PROBLEMS)
+    if not 0 <= seed <= MAX_SEED:
+        _fail(f"--seed must be from 0 to {MAX_SEED}; got {seed}")
     from .envs import MathyTask
 
     task = MathyTask([topic], difficulty, seed=seed)
-    typer.echo(f"{'complexity':>10}  {'moves':>5}  problem")
+    click.echo(f"{'complexity':>10}  {'moves':>5}  problem")
     for _ in range(number):
         task.reset()
         assert task.state is not None
         complexity = task.last_complexity
-        typer.echo(f"{complexity:>10}  {task.state.max_moves:>5}  {task.problem}")
+        click.echo(f"{complexity:>10}  {task.state.max_moves:>5}  {task.problem}")
 
 
 def _load(folder: str) -> A3CAgent:
     """The trained agent in ``folder``, or a one-line error and exit code 2."""
-    from .checkpoint import CheckpointError
+    from .checkpoint import CheckpointError, load_checkpoint, load_config
 
     try:
-        with _quiet_native_logs():
+        load_config(folder)  # its files first: an error before TensorFlow loads
+        load_checkpoint(folder)
+        with quiet_native_logs():
             from .agent import A3CAgent
 
             return A3CAgent.load(folder)
     except (CheckpointError, ConfigError) as error:
-        raise _fail(str(error)) from None
-
-
-@contextmanager
-def _quiet_native_logs() -> Iterator[None]:
-    """Hide TensorFlow's C++ start-up chatter (CUDA probing, CPU features).
-
-    It is written straight to file descriptor 2 while TensorFlow loads, before
-    any logging setting applies. Python exceptions raised inside still reach
-    the user: they are printed after stderr is restored. Set
-    ``MATHY_A3C_TF_LOGS=1`` to see the native logs.
-    """
-    if os.environ.get("MATHY_A3C_TF_LOGS"):
-        yield
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        _fail(str(error))

@@ -38,6 +38,7 @@ for an embedding.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from mathy_core import problems
 from mathy_core.expressions import ConstantExpression
-from mathy_core.parser import ParserException
+from mathy_core.parser import ExpressionParser
 from mathy_core.util import get_terms
 from mathy_envs.env import MathyEnv
 from mathy_envs.envs import (
@@ -255,6 +256,50 @@ class _Unobserved(MathyEnvState):
         return None
 
 
+#: The longest problem text read from a user: far more than the model's
+#: ``MAX_NODES`` nodes can be written in, and short enough to parse at once.
+MAX_PROBLEM_CHARS = 1000
+
+
+class ProblemError(ValueError):
+    """A typed problem that cannot be played: it does not parse, or it is too
+    large for the model. The message is one line and names the problem."""
+
+
+def parse_problem(text: str, parser: ExpressionParser | None = None) -> Any:
+    """The expression tree of a problem a user wrote, or :class:`ProblemError`."""
+    if not isinstance(text, str):
+        raise ProblemError(f"a problem must be text; got {type(text).__name__}")
+    shown = repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
+    if len(text) > MAX_PROBLEM_CHARS:
+        raise ProblemError(
+            f"problem {shown} is {len(text)} characters long; at most "
+            f"{MAX_PROBLEM_CHARS} are read"
+        )
+    try:
+        expression = (parser or ExpressionParser()).parse(text)
+        nodes = expression.to_list("inorder")
+    except RecursionError:
+        raise ProblemError(
+            f"cannot parse problem {shown}: it nests too deeply"
+        ) from None
+    except Exception as error:  # any failure of the parser on this text
+        why = " ".join(str(error).split()) or type(error).__name__
+        raise ProblemError(f"cannot parse problem {shown}: {why}") from None
+    if len(nodes) > MAX_NODES:
+        raise ProblemError(
+            f"problem {shown} has {len(nodes)} nodes; the model sees at most "
+            f"{MAX_NODES}"
+        )
+    for node in nodes:
+        if isinstance(node, ConstantExpression):
+            try:
+                _squashed(node.value)
+            except ProblemError as error:
+                raise ProblemError(f"problem {shown}: {error}") from None
+    return expression
+
+
 def typed_state(env: MathyEnv, text: str, difficulty: str = "easy") -> MathyEnvState:
     """The state of a problem a user typed, seen exactly like a generated one.
 
@@ -262,12 +307,9 @@ def typed_state(env: MathyEnv, text: str, difficulty: str = "easy") -> MathyEnvS
     ``mathy.unknown``, ``num_rules=0`` and a fixed 16-move budget; this builds
     the state the way ``get_initial_state`` does instead: the environment's
     own problem type and rule count, and its own ``max_moves_fn`` applied to
-    the problem's size (its number of terms).
+    the problem's size (its number of terms). Raises :class:`ProblemError`.
     """
-    try:
-        expression = env.parser.parse(text)
-    except (ParserException, ValueError) as error:
-        raise ValueError(f"cannot parse problem {text!r}: {error}") from None
+    expression = parse_problem(text, env.parser)
     problem = MathyEnvProblem(text, len(get_terms(expression)), env.get_env_namespace())
     args = MathyEnvProblemArgs(difficulty=MathyEnvDifficulty(difficulty))
     return MathyEnvState(
@@ -299,6 +341,32 @@ def _valid_at(env: MathyEnv, nodes: list[Any]) -> list[list[int]]:
     return rows
 
 
+#: The largest constant a state may hold. mathy_core's rules factor
+#: constants by trial division (its ``factor`` takes about sqrt(v) steps: 2 ms
+#: at 1e9, 3 s at 4.5e15, hours beyond), and every step's mask asks them to:
+#: a typed problem, or arithmetic on one, that goes beyond is refused or lost.
+MAX_CONSTANT = 1e9
+
+
+def _squashed(value: Any) -> float:
+    """sign(v)·log(1+|v|) of a constant (0 for ``1/0`` evaluated to nan);
+    :class:`ProblemError` beyond :data:`MAX_CONSTANT`."""
+    try:
+        v = float(value)
+    except OverflowError:
+        v = math.inf
+    if math.isnan(v):
+        return 0.0
+    if abs(v) > MAX_CONSTANT:
+        text = str(value)
+        shown = text if len(text) <= 16 else f"{text[:8]}... ({len(text)} digits)"
+        raise ProblemError(
+            f"constant {shown} is larger than {MAX_CONSTANT:.0e}, the most the "
+            f"environment's rules can factor in reasonable time"
+        )
+    return math.copysign(math.log1p(abs(v)), v)
+
+
 def observe(env: MathyEnv, state: MathyEnvState) -> Observation:
     """Model inputs for ``state``: node features inorder, aligned with the mask."""
     problem = state.agent.problem
@@ -306,14 +374,13 @@ def observe(env: MathyEnv, state: MathyEnvState) -> Observation:
     nodes = expression.to_list("inorder")
     count = len(nodes)
     if count > MAX_NODES:
-        raise ValueError(f"expression has {count} nodes; at most {MAX_NODES} fit")
+        raise ProblemError(f"expression has {count} nodes; at most {MAX_NODES} fit")
     types = np.zeros(MAX_NODES, dtype=np.int32)
     values = np.zeros(MAX_NODES, dtype=np.float32)
     for i, node in enumerate(nodes):
         types[i] = node.type_id
         if isinstance(node, ConstantExpression) and node.value:
-            v = float(node.value)
-            values[i] = np.sign(v) * np.log1p(abs(v))
+            values[i] = _squashed(node.value)
     np.minimum(types, NODE_VOCAB - 1, out=types)
     mask = np.zeros((NUM_RULES, MAX_NODES), dtype=np.float32)
     mask[:, :count] = _valid_at(env, nodes)
@@ -422,9 +489,11 @@ class MathyTask:
         try:
             state, transition, _ = self.env.get_next_state(self.state, (rule, node))
             observation = observe(self.env, state)
-        except ValueError as error:
+        except Exception as error:
             # mathy_envs can raise on an action a mask allowed (see the module
-            # docstring): score it as a lost episode instead of crashing.
+            # docstring), and on typed problems its rules were not written for
+            # (an equation, arithmetic that overflows): score it as a lost
+            # episode, with the error in the report, instead of crashing.
             observation = observe(self.env, self.state)
             return StepResult(
                 observation=observation,
@@ -436,7 +505,8 @@ class MathyTask:
                 expression=self.state.agent.problem,
                 error=(
                     f"{type(error).__name__} applying {rule_name} at node {node} "
-                    f"of {self.state.agent.problem!r}"
+                    f"of {self.state.agent.problem!r}: "
+                    + " ".join(str(error).split())[:200]
                 ),
             )
         self.state = state

@@ -6,14 +6,24 @@ problem in one batched forward pass per step.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from mathy_core.parser import ExpressionParser
 from mathy_envs.state import MathyEnvState
 
-from .envs import MathyTask, Observation, make_env, stack, typed_state
+from .envs import (
+    MathyTask,
+    Observation,
+    ProblemError,
+    make_env,
+    parse_problem,
+    stack,
+    typed_state,
+)
 from .gym_envs import GymTask
 from .inference import choose_action
 
@@ -46,22 +56,55 @@ def generated_states(
     return states
 
 
+#: Bounds on a problems file: a file that never ends (a pipe, a device, a
+#: runaway generator) is refused, not read into memory.
+MAX_PROBLEMS = 10_000
+MAX_PROBLEM_FILE_BYTES = 10 * 1024 * 1024
+
+
 def read_problems(path: str) -> list[tuple[str, str]]:
     """``(group, problem)`` pairs from a text file, one problem per line.
 
     Blank lines and ``#`` comments are skipped; a ``# group: NAME`` comment
     starts a group (problems before any group line are in group ``default``).
+    Every problem is parsed here, so a bad one is reported with its line
+    number. Raises :class:`~mathy_a3c.envs.ProblemError` (also for a file
+    that is not a regular UTF-8 text file, or larger than the bounds above)
+    or ``OSError``.
     """
-    group, problems = "default", []
-    with open(path, encoding="utf-8") as handle:
-        for raw in handle:
-            line = raw.strip()
-            if line.lower().startswith("# group:"):
-                group = line.split(":", 1)[1].strip() or "default"
-                continue
-            line = line.split("#", 1)[0].strip()
-            if line:
-                problems.append((group, line))
+    if not os.path.isfile(path):
+        what = "does not exist" if not os.path.exists(path) else "is not a file"
+        raise ProblemError(f"{path} {what}")
+    if os.path.getsize(path) > MAX_PROBLEM_FILE_BYTES:
+        raise ProblemError(
+            f"{path} is larger than {MAX_PROBLEM_FILE_BYTES // 2**20} MiB; "
+            f"at most {MAX_PROBLEMS} problems are read"
+        )
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_PROBLEM_FILE_BYTES + 1)
+    if len(data) > MAX_PROBLEM_FILE_BYTES:  # it grew while being read
+        raise ProblemError(f"{path} is larger than {MAX_PROBLEM_FILE_BYTES} bytes")
+    group = "default"
+    problems: list[tuple[str, str]] = []
+    parser = ExpressionParser()
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ProblemError(f"{path}, line {number}: not UTF-8 text") from None
+        if line.lower().startswith("# group:"):
+            group = line.split(":", 1)[1].strip() or "default"
+            continue
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if len(problems) == MAX_PROBLEMS:
+            raise ProblemError(f"{path} holds more than {MAX_PROBLEMS} problems")
+        try:
+            parse_problem(line, parser)
+        except ProblemError as error:
+            raise ProblemError(f"{path}, line {number}: {error}") from None
+        problems.append((group, line))
     return problems
 
 

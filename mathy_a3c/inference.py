@@ -49,7 +49,7 @@ def choose_action(
         rule, node = divmod(int(action), MAX_NODES)
         try:
             after, _, _ = task.env.get_next_state(task.state, (rule, node))
-        except ValueError:
+        except Exception:  # an action the environment cannot apply (see step)
             continue
         if after.agent.problem not in seen:
             return int(action)

@@ -7,8 +7,15 @@ import subprocess
 import sys
 from typing import Any
 
-#: ``mathy`` as a user runs it, through this interpreter.
-MATHY = [sys.executable, "-m", "mathy_a3c"]
+#: ``mathy`` as a user runs it, through this interpreter. Ctrl-C gets Python's
+#: usual handler even where the test runner was started with it ignored (a
+#: background job of a shell), which its child processes would inherit.
+MATHY = [
+    sys.executable,
+    "-c",
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from mathy_a3c.cli import app; app(sys.argv[1:], prog_name='mathy')",
+]
 #: Options that make training tiny and quiet.
 TINY = ["--workers", "2", "--model-size", "8", "--update-interval", "8"]
 

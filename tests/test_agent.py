@@ -165,8 +165,12 @@ def test_training_again_into_a_folder_resumes_it(tiny):
     first = A3CAgent(A3CConfig(**tiny), console=False)
     first.train()
     saved = load_checkpoint(tiny["model_dir"])
-    second = A3CAgent(A3CConfig(**{**tiny, "max_eps": 4, "lr": 1e-3}), console=False)
+    changed = A3CConfig(**{**tiny, "max_eps": 4, "lr": 1e-3})
+    with pytest.raises(CheckpointError, match=r"other settings: lr 0.0003 -> 0.001;"):
+        A3CAgent(changed, console=False)  # a learning setting changes: say so
+    second = A3CAgent(changed, console=False, change_settings=True)
     assert second.resumed
+    assert [c.field for c in second.changes] == ["max_eps", "lr"]
     assert (second.total_episodes, second.total_steps) == (6, saved.steps)
     assert _iterations(second) == _iterations(first) > 0
     for a, b in zip(
@@ -182,8 +186,10 @@ def test_training_again_into_a_folder_resumes_it(tiny):
 
 def test_resume_refuses_a_different_model_size(tiny):
     A3CAgent(A3CConfig(**tiny), console=False).train()
-    with pytest.raises(CheckpointError, match="model_size 8, but model_size 16"):
-        A3CAgent(A3CConfig(**{**tiny, "model_size": 16}), console=False)
+    bigger = A3CConfig(**{**tiny, "model_size": 16})
+    for change_settings in (False, True):  # never: the weights would not fit
+        with pytest.raises(CheckpointError, match="model_size 8 -> 16"):
+            A3CAgent(bigger, console=False, change_settings=change_settings)
 
 
 def test_loaded_model_gives_the_same_action_probabilities(tiny):

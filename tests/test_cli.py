@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
 from helpers import MATHY, TINY, mathy_env, start_training, wait_for_episode
-from typer.testing import CliRunner
 
 from mathy_a3c.checkpoint import load_checkpoint
 from mathy_a3c.cli import app
@@ -63,8 +63,8 @@ def test_version():
         ),
         (
             ["train", "a3c", "poly", "out", "--difficulty", "medium"],
-            "difficulty must be one of easy, normal, hard, or unset for the "
-            "curriculum; got 'medium'",
+            "--difficulty must be one of easy, normal, hard, or curriculum; "
+            "got 'medium'",
         ),
         (
             ["train", "a3c", "gym:Pendulum-v1", "out"],
@@ -77,20 +77,64 @@ def test_version():
         ),
         (
             ["train", "a3c", "gym:CartPole-v1", "out", "--difficulty", "easy"],
-            "difficulty applies to Mathy topics only",
+            "--difficulty applies to Mathy topics only",
         ),
         (
             ["train", "a3c", "poly", "out", "--workers", "-3"],
-            "num_workers must be an integer >= 1; got -3",
+            "--workers must be an integer from 1 to 256; got -3",
         ),
         (
             ["train", "a3c", "poly", "out", "--episodes", "0"],
-            "max_eps must be an integer >= 1; got 0",
+            "--episodes must be an integer from 1 to 1000000000000; got 0",
         ),
-        (["train", "a3c", "poly", "out", "--lr", "-1"], "lr must be in (0.0, 1.0]"),
+        (["train", "a3c", "poly", "out", "--lr", "-1"], "--lr must be in (0.0, 1.0]"),
         (
             ["train", "a3c", "poly", "out", "--lr-schedule", "cosine"],
-            "lr_schedule must be one of linear, constant; got 'cosine'",
+            "--lr-schedule must be one of linear, constant; got 'cosine'",
+        ),
+        (
+            ["train", "a3c", "poly", "out", "--workers", "4000"],
+            "--workers must be an integer from 1 to 256; got 4000",
+        ),
+        (
+            ["train", "a3c", "poly", "out", "--workers", "two"],
+            "Invalid value for '--workers': 'two' is not a valid integer.",
+        ),
+        (
+            ["train", "a3c", "poly", "out", "--seed", "-1"],
+            "--seed must be an integer from 0 to 4294967295; got -1",
+        ),
+        (
+            ["train", "a3c", "poly", "out", "--seed", "4294967296"],
+            "--seed must be an integer from 0 to 4294967295; got 4294967296",
+        ),
+        (
+            ["train", "a3c", "poly", "out", "--max-seconds", "nan"],
+            "--max-seconds must be in [0.0, inf); got nan",
+        ),
+        (
+            ["train", "a3c", "poly", "out", "--demote-below", "0.95"],
+            "--demote-below must be below --promote-at; got 0.95 and 0.9",
+        ),
+        (
+            ["train", "a3c", "poly,,complex", "out"],
+            "TOPICS has an empty item in 'poly,,complex'",
+        ),
+        (
+            ["train", "a3c", "poly,complex,poly", "out"],
+            "TOPICS names poly more than once; name each topic once",
+        ),
+        (["train", "a3c", "", "out"], "TOPICS must name at least one topic"),
+        (["train", "a3c", "poly", " "], "FOLDER must be a folder path; got ' '"),
+        (
+            ["train", "a3c", "poly", "out", "--episdoes", "3"],
+            "No such option '--episdoes'",
+        ),
+        (["train", "a3c", "poly"], "Missing argument 'FOLDER'."),
+        (
+            ["train", "a3c", "poly", "out", "--backend", "ray"]
+            + ["--ray-address", "127.0.0.1:1"],
+            "--ray-address 127.0.0.1:1: cannot reach 127.0.0.1:1 (",
         ),
     ],
 )
@@ -149,7 +193,7 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    assert "Interrupted: stopped 2 workers" in err
+    assert "Interrupted by SIGINT: stopped 2 workers (threads)" in err
     assert "Traceback" not in err
     assert load_checkpoint(str(folder)).episodes >= 1
 
@@ -196,7 +240,10 @@ def test_train_again_resumes_and_refuses_a_different_model_size(trained):
     assert "Resuming" in again.output and "model_size" not in again.output
     wrong = runner.invoke(app, ["train", "a3c", "poly", trained, "--model-size", "32"])
     assert wrong.exit_code == 2
-    assert "Error: --model-size 32 contradicts the model saved in" in wrong.output
+    assert "holds a model whose weights fit its saved settings only: --model-size " in (
+        wrong.output
+    )
+    assert "8 -> 32; leave the option out or train into another folder" in wrong.output
 
 
 def test_transfer_from_a_folder_without_a_model_is_a_clear_error(tmp_path):
@@ -244,6 +291,34 @@ def test_simplify_prints_every_step_and_exits_by_outcome(trained):
         (["evaluate", "/no/such/folder"], "does not exist"),
         (["problems", "polly"], "Unknown topic 'polly'. Valid topics: poly,"),
         (["problems", "poly", "--difficulty", "medium"], "difficulty must be one of"),
+        (
+            ["simplify", "x + " * 400 + "x", "--model", "MODEL"],
+            "characters long; at most 1000 are read",
+        ),
+        (
+            ["simplify", " + ".join(["x"] * 70), "--model", "MODEL"],
+            "has 139 nodes; the model sees at most 128",
+        ),
+        (["simplify", "-", "--model", "MODEL"], "cannot parse problem '-': Expected"),
+        (
+            ["simplify", "123456789012x + x", "--model", "MODEL"],
+            "constant 123456789012 is larger than 1e+09",
+        ),
+        (
+            ["simplify", "2x", "--model", "MODEL", "--max-steps", "0"],
+            "--max-steps must be from 1 to 10000; got 0",
+        ),
+        (["simplify", "2x", "--model", "a\x00b"], "Model folder 'a\\x00b' does not"),
+        (
+            ["evaluate", "MODEL", "--problems", "1000000000"],
+            "--problems must be from 1 to 100000; got 1000000000",
+        ),
+        (["evaluate", "MODEL", "--seed", "-4"], "--seed must be from 0 to"),
+        (["evaluate", "MODEL", "--topics", "poly,"], "--topics has an empty item"),
+        (["evaluate", "MODEL", "--difficulty", "x"], "--difficulty must be one of"),
+        (["problems", "poly", "--number", "0"], "--number must be from 1 to 100000"),
+        (["problems", "poly", "--seed", "99999999999"], "--seed must be from 0 to"),
+        (["evaluate"], "Missing argument 'FOLDER'."),
     ],
 )
 def test_bad_input_to_the_model_commands(args, message, trained):
@@ -333,4 +408,74 @@ def test_a_gym_topic_trains_shows_profiles_resumes_and_evaluates(tmp_path):
     assert "simplify needs one trained on Mathy topics" in refused.output
     mixed = runner.invoke(app, ["train", "a3c", "poly", folder, *TINY])
     assert mixed.exit_code == 2
-    assert "holds a model for gym:CartPole-v1" in mixed.output
+    assert "weights fit its saved settings only: TOPICS gym:CartPole-v1 -> poly" in (
+        mixed.output
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"4x + 2x\n4x ++\n", "line 2: cannot parse problem '4x ++'"),
+        (b"4x + 2x\n\xff\xfe\n", "line 2: not UTF-8 text"),
+        (b"x\n" * 10_001, "holds more than 10000 problems"),
+        (b"x + " * 400 + b"x\n", "line 1: problem 'x + x + x"),
+        (b"# only comments\n\n", None),
+    ],
+)
+def test_problem_files_of_any_content_are_one_line_errors(
+    trained, tmp_path, content, message
+):
+    path = tmp_path / "problems.txt"
+    path.write_bytes(content)
+    args = ["evaluate", trained, "--problems", "2", "--problems-file", str(path)]
+    result = runner.invoke(app, args)
+    if message is None:  # nothing to evaluate in it: only the generated sets
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert f"Error: --problems-file: {path}" in result.output
+    assert message in result.output
+
+
+def test_problem_files_that_never_end_or_are_not_files_are_refused(trained, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # opening it would wait forever for a writer
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as handle:
+        handle.truncate(11 * 2**20)
+    for path, message in (
+        ("/dev/zero", "/dev/zero is not a file"),
+        (str(fifo), f"{fifo} is not a file"),
+        (str(tmp_path), f"{tmp_path} is not a file"),
+        (str(tmp_path / "missing.txt"), f"{tmp_path}/missing.txt does not exist"),
+        (str(big), f"{big} is larger than 10 MiB"),
+    ):
+        args = ["evaluate", trained, "--problems", "1", "--problems-file", path]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert f"Error: --problems-file: {message}" in result.output
+
+
+def test_train_help_shows_the_ray_extra_and_that_a_model_is_resumed():
+    text = runner.invoke(app, ["train", "--help"], terminal_width=200).output
+    assert "pip install 'mathy-a3c[ray]'" in text
+    assert "If it holds a model, training resumes it" in text
+    assert "never overwrites it" in text and "overwrite)" not in text
+    assert "--change-settings" in text and "--allow-nonempty" in text
+    assert "pickle" not in text.lower()
+
+
+def test_every_config_field_is_a_train_option_with_its_help():
+    import dataclasses
+
+    from mathy_a3c.cli import flag
+    from mathy_a3c.config import A3CConfig
+
+    text = " ".join(runner.invoke(app, ["train", "--help"]).output.split())
+    for field in dataclasses.fields(A3CConfig):
+        assert flag(field.name) in text, field.name  # TOPICS, FOLDER: arguments
+        if field.metadata["flag"] is not None:
+            help_start = " ".join(A3CConfig.help(field.name).split()[:4])
+            assert help_start in text, field.name

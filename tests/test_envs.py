@@ -8,6 +8,8 @@ import sys
 import mathy_core.problems
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from mathy_envs.envs import ComplexSimplify
 from mathy_envs.state import MathyEnvState
 from mathy_envs.types import MathyEnvDifficulty, MathyEnvProblemArgs
@@ -318,3 +320,83 @@ def test_mathy_envs_reset_with_input_differs_and_is_not_used():
     assert ours.num_rules == NUM_RULES and ours.max_moves == 16  # 4 terms x 4
     long = typed_state(make_env("poly"), "x + 2y + 3z + 4w + 5v + 6u + 7t")
     assert long.max_moves == 28  # follows the environment's rule, not a fixed 16
+
+
+# -- typed problems of any kind: a ProblemError, never a crash ------------------
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "cannot parse problem '': Cannot parse an empty function"),
+        ("4x ++", "cannot parse problem '4x ++'"),
+        ("-", "cannot parse problem '-': Expected"),  # a multi-line parser message
+        ("(" * 3000 + "x" + ")" * 3000, "is 6001 characters long; at most 1000"),
+        ("(" * 400 + "x" + ")" * 400, "it nests too deeply"),
+        (" + ".join(["x"] * 70), "has 139 nodes; the model sees at most 128"),
+        ("é + x", "cannot parse problem 'é + x': Invalid token"),
+        (b"4x", "a problem must be text; got bytes"),
+    ],
+)
+def test_problems_that_cannot_be_played_are_one_line_problem_errors(text, message):
+    from mathy_a3c.envs import ProblemError, parse_problem
+
+    with pytest.raises(ProblemError) as info:
+        typed_state(make_env("poly"), text)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ProblemError):
+        parse_problem(text)
+
+
+def test_constants_too_large_to_factor_are_refused_or_lose_the_episode():
+    from mathy_a3c.envs import ProblemError
+
+    for text in ("9" * 400 + " + x", "12345678901x + 3x", "2^99999999999 + x"):
+        with pytest.raises(ProblemError, match="is larger than 1e\\+09, the most"):
+            typed_state(make_env("poly"), text)
+    task = MathyTask(["poly"], "easy", seed=0)
+    task.start(typed_state(task.env, "99999 * 99999 + x"))
+    result = task.step(int(np.flatnonzero(task.start(task.state).mask)[0]))
+    assert result.done and not result.win  # 9999800001 was computed: a loss
+    assert "larger than 1e+09" in result.error
+
+
+def test_division_by_zero_and_huge_powers_are_playable():
+    task = MathyTask(["poly"], "easy", seed=0)
+    for text in ("1/0 + 3 + 2", "x^999 + 2x^999 + 1/0"):
+        observation = task.start(typed_state(task.env, text))
+        assert np.all(np.isfinite(observation.values)), text
+        for action in np.flatnonzero(observation.mask):
+            task.start(typed_state(task.env, text))
+            result = task.step(int(action))  # a loss at worst, never a crash
+            assert np.all(np.isfinite(result.observation.values))
+
+
+_PROBLEM_TEXT = st.one_of(
+    st.lists(
+        st.sampled_from(list("xyz0123456789+-*/^().= é") + ["2x", "x^2", "9" * 30]),
+        max_size=25,
+    ).map("".join),
+    st.text(max_size=30),
+)
+
+
+@given(_PROBLEM_TEXT, st.integers(min_value=0, max_value=10**6))
+def test_any_text_is_a_problem_error_or_plays_to_the_end(text, seed):
+    from mathy_a3c.envs import ProblemError
+
+    task = MathyTask(["poly"], "easy", seed=0)
+    try:
+        state = typed_state(task.env, text)
+    except ProblemError as error:
+        assert "\n" not in str(error)
+        return
+    observation = task.start(state)
+    rng = np.random.default_rng(seed)
+    for _ in range(state.max_moves + 1):
+        valid = np.flatnonzero(observation.mask)
+        if not len(valid):
+            break
+        result = task.step(int(rng.choice(valid)))
+        if result.done:
+            break
+        observation = result.observation

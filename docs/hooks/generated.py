@@ -22,7 +22,7 @@ MARKER = re.compile(r"<!-- mathy-help(?: (?P<command>[a-z-]+))? -->")
 
 
 def _help(command: str | None) -> str:
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
     from mathy_a3c.cli import app
 
