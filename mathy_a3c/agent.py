@@ -322,25 +322,26 @@ class A3CAgent:
                 stop.signum = stop.signum or signal.SIGINT
             except BaseException as raised:
                 failure = failure or raised
+        # The run's episodes now belong to the model, whatever happens next.
+        self.total_episodes += stats.episodes
+        self.total_steps += stats.steps
         if backend.errors:
             worker_id, error = backend.errors[0]
             if not _is_numerical(error):
-                self._save_or_warn(stats)
+                self._save_or_warn()
             raise WorkerError(
                 f"worker {worker_id} failed, training stopped: "
                 f"{type(error).__name__}: {_summary(error)}"
             ) from error
         if failure is not None:
-            self._save_or_warn(stats)
+            self._save_or_warn()
             raise failure
         try:
-            path = self._save(stats)
+            path = self._save()
         except SaveError as error:
             raise SaveError(
                 f"{error}; training since the last save is lost, and {self._kept()}"
             ) from None
-        self.total_episodes += stats.episodes
-        self.total_steps += stats.steps
         if stop.requested:
             print(
                 f"\nInterrupted by {stop.name}: stopped {cfg.num_workers} workers "
@@ -366,11 +367,13 @@ class A3CAgent:
         with hold_folder(self.config.model_dir):
             self._check_folder_unchanged()
             save_config(self.config.model_dir, self.config)
-            return self._save(RunStats())
+            return self._save()
 
-    def _save(self, stats: RunStats) -> str:
-        """Save the global model and the counters; raises :class:`SaveError`
-        (the previous checkpoint is kept) or ``FloatingPointError``."""
+    def _save(self, stats: RunStats | None = None) -> str:
+        """Save the global model and the counters (plus those of ``stats``, a
+        run under way); raises :class:`SaveError` (the previous checkpoint is
+        kept) or ``FloatingPointError``."""
+        stats = stats or RunStats()
         weights, optimizer = self.global_model.snapshot()
         if not all(np.all(np.isfinite(w)) for w in weights):
             raise FloatingPointError(
@@ -407,10 +410,10 @@ class A3CAgent:
             return "no checkpoint was saved before"
         return f"the last good checkpoint, {self._on_disk[0]} episodes, is kept"
 
-    def _save_or_warn(self, stats: RunStats) -> None:
+    def _save_or_warn(self) -> None:
         """Save on the way out of a failed run, without hiding its error."""
         try:
-            self._save(stats)
+            self._save()
         except (SaveError, FloatingPointError) as error:
             print(f"warning: {error}", file=sys.stderr)
 

@@ -34,6 +34,7 @@ from .quiet import quiet_native_logs
 
 if TYPE_CHECKING:  # the agent imports TensorFlow: only inside commands at runtime
     from .agent import A3CAgent
+    from .config import SettingChange
 
 _DEFAULTS = A3CConfig()
 #: Bounds on the counts the model commands take.
@@ -274,7 +275,7 @@ def _train(
     change_settings: bool,
     allow_nonempty: bool,
     progress: bool,
-    changes: list[Any],
+    changes: list[SettingChange],
 ) -> None:
     """Take the folder, build the agent, train, and exit with the outcome."""
     from .checkpoint import CheckpointError, SaveError

@@ -387,8 +387,12 @@ def test_problems_prints_generated_problems_with_complexity():
 def test_a_gym_topic_trains_shows_profiles_resumes_and_evaluates(tmp_path):
     folder = str(tmp_path / "cartpole")
     args = ["train", "a3c", "gym:CartPole-v1", folder, *TINY, "--no-progress"]
+    # worker 1 waits 50 ms an action, so worker 0's process, however late it
+    # starts, still plays (and shows) an episode of the 6
     first = runner.invoke(
-        app, [*args, "--episodes", "6", "--backend", "processes", "--show", "--profile"]
+        app,
+        [*args, "--episodes", "6", "--backend", "processes", "--worker-wait", "50"]
+        + ["--show", "--profile"],
     )
     assert first.exit_code == 0, first.output
     assert "[gym:CartPole-v1] CartPole-v1 episode 1" in first.output

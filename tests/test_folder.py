@@ -86,21 +86,6 @@ def test_a_second_run_into_a_training_folder_exits_2_at_once_naming_the_first(
     assert f"saved the model ({saved} episodes in all)" in err  # none lost
 
 
-def test_a_killed_run_releases_its_folder_and_the_next_run_resumes_it(tmp_path):
-    folder = tmp_path / "agent"
-    first = start_training(
-        folder, "--episodes", "1000000", "--save-every", "0.1", *TRAIN
-    )
-    wait_for_episode(first)
-    time.sleep(0.5)
-    first.kill()  # SIGKILL: no chance to clean up; the OS releases the lock
-    first.wait(timeout=60)
-    before = load_checkpoint(str(folder)).episodes
-    done = _mathy("train", "a3c", "poly", str(folder), "--episodes", "3", *TRAIN)
-    assert done.returncode == 0, done.stderr
-    assert load_checkpoint(str(folder)).episodes == before + 3
-
-
 def test_readers_never_see_half_a_checkpoint_while_a_run_saves_it(tmp_path):
     folder = tmp_path / "agent"
     run = start_training(
@@ -264,6 +249,27 @@ def test_paths_that_cannot_be_a_model_folder_are_one_line_errors(
     done = _mathy("train", "a3c", "poly", str(path), *TRAIN)
     assert done.returncode == 2
     assert message in _one_error_line(done)
+
+
+def test_paths_of_every_kind_are_one_line_errors_before_anything_is_written(
+    tmp_path,
+):
+    from click.testing import CliRunner
+
+    from mathy_a3c.cli import app
+
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    cases = {
+        str(tmp_path / "dangling"): "is not a folder",
+        str(tmp_path / ("x" * 300)): "[Errno 36] File name too long",
+        "a\x00b": "FOLDER must be a folder path; got 'a\\x00b'",
+        "/proc/version": "is not a folder",
+    }
+    for path, message in cases.items():
+        result = CliRunner().invoke(app, ["train", "a3c", "poly", path, *TRAIN])
+        assert result.exit_code == 2, (path, result.output)
+        assert message in result.output and len(result.output.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling"]
 
 
 @contextlib.contextmanager

@@ -1,0 +1,135 @@
+"""Topic benchmark: train every Mathy topic with the library's defaults for a
+time budget, then measure each model on generated problems.
+
+    python benchmarks/topics.py --difficulty normal --seconds 300 --seed 0
+    python benchmarks/topics.py --difficulty curriculum --seconds 900 --seed 0
+    python benchmarks/topics.py --together --difficulty curriculum --seconds 1800
+
+* Each topic (``--topics``, default all eight) trains alone, or with
+  ``--together`` all of them in one run, with ``A3CConfig`` defaults: only the
+  topics, the difficulty (``curriculum`` for the curriculum), the seed and the
+  time budget are set.
+* Each model plays ``--eval-problems`` generated problems per topic and
+  difficulty, from ``--eval-seed``, a seed training never uses (worker streams
+  come from ``SeedSequence([seed, worker, episode])``), with greedy play, the
+  ``no-revisit`` strategy and random valid actions; mean steps are of greedy
+  play. A fixed-difficulty model is measured at its difficulty, a curriculum
+  model at every difficulty (``--eval-difficulties`` to choose).
+* Models are kept in ``--models`` (``TOPIC_DIFFICULTY_seedN``), for
+  ``mathy evaluate`` and ``mathy simplify`` afterwards.
+* One JSON line per topic and difficulty as it is measured, then a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mathy_a3c import A3CAgent, A3CConfig  # noqa: E402
+from mathy_a3c.config import DIFFICULTIES, TOPICS  # noqa: E402
+from mathy_a3c.evaluation import evaluate, generated_states  # noqa: E402
+
+#: Generated evaluation problems come from this seed (as in learning.py).
+EVAL_SEED = 987_654_321
+
+
+def train(topics: list[str], difficulty: str, seconds: float, seed: int, folder: str):
+    config = A3CConfig(
+        topics=topics,
+        difficulty=None if difficulty == "curriculum" else difficulty,
+        model_dir=folder,
+        seed=seed,
+        max_eps=10**12,
+        max_seconds=seconds,
+    )
+    agent = A3CAgent(config, console=False)
+    return agent, agent.train()
+
+
+def measure(agent: A3CAgent, topic: str, level: str, problems: int, seed: int):
+    states = generated_states(topic, level, problems, seed)
+    predict = agent.network.predict
+    greedy = evaluate(topic, states, predict, "greedy", level)
+    safe = evaluate(topic, states, predict, "no-revisit", level)
+    rand = evaluate(topic, states, None, difficulty=level, seed=seed)
+    return {
+        "greedy_win_rate": round(greedy.win_rate, 4),
+        "no_revisit_win_rate": round(safe.win_rate, 4),
+        "random_win_rate": round(rand.win_rate, 4),
+        "greedy_mean_steps": round(greedy.mean_steps, 2),
+        "problems": greedy.problems,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--topics", default=",".join(TOPICS))
+    parser.add_argument(
+        "--difficulty", default="normal", choices=[*DIFFICULTIES, "curriculum"]
+    )
+    parser.add_argument("--seconds", type=float, default=300.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--together", action="store_true")
+    parser.add_argument("--eval-problems", type=int, default=200)
+    parser.add_argument("--eval-seed", type=int, default=EVAL_SEED)
+    parser.add_argument("--eval-difficulties", default=None)
+    parser.add_argument("--models", default=os.path.join("output", "topics"))
+    args = parser.parse_args()
+    topics = args.topics.split(",")
+    if args.eval_difficulties:
+        levels = args.eval_difficulties.split(",")
+    elif args.difficulty == "curriculum":
+        levels = list(DIFFICULTIES)
+    else:
+        levels = [args.difficulty]
+    runs = [topics] if args.together else [[t] for t in topics]
+    command = "python " + " ".join(sys.argv)
+    rows = []
+    for run in runs:
+        name = "all" if args.together else run[0]
+        folder = os.path.join(
+            args.models, f"{name}_{args.difficulty}_seed{args.seed}"
+        )
+        if os.path.exists(folder):  # a benchmark trains from scratch
+            sys.exit(f"{folder} exists: remove it, or pass --models ANOTHER_FOLDER")
+        agent, result = train(run, args.difficulty, args.seconds, args.seed, folder)
+        for topic in run:
+            for level in levels:
+                row = {
+                    "benchmark": "topics",
+                    "trained_on": name,
+                    "topic": topic,
+                    "train_difficulty": args.difficulty,
+                    "difficulty": level,
+                    "seed": args.seed,
+                    "train_seconds": round(result.seconds, 1),
+                    "episodes": result.episodes,
+                    "env_steps": result.steps,
+                    "steps_per_s": round(result.steps_per_second, 1),
+                    **measure(agent, topic, level, args.eval_problems, args.eval_seed),
+                    "model": folder,
+                    "command": command,
+                    "date": time.strftime("%Y-%m-%d"),
+                }
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    print()
+    print(
+        f"{'topic':<26} {'trained':<11} {'eval':<7} {'greedy':>7} "
+        f"{'no-revisit':>10} {'random':>7} {'steps':>6}"
+    )
+    for r in rows:
+        print(
+            f"{r['topic']:<26} {r['train_difficulty']:<11} {r['difficulty']:<7} "
+            f"{r['greedy_win_rate']:>7.3f} {r['no_revisit_win_rate']:>10.3f} "
+            f"{r['random_win_rate']:>7.3f} {r['greedy_mean_steps']:>6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
