@@ -26,6 +26,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mathy_a3c.runtime import configure_for_training  # noqa: E402
+
+# Before TensorFlow loads, as `mathy train` does: this program trains.
+configure_for_training()
+
 import tensorflow as tf  # noqa: E402
 
 from mathy_a3c import A3CAgent, A3CConfig  # noqa: E402

@@ -28,6 +28,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mathy_a3c.runtime import configure_for_training  # noqa: E402
+
+# Before TensorFlow loads, as `mathy train` does: this program trains.
+configure_for_training()
+
 from mathy_a3c import A3CAgent, A3CConfig  # noqa: E402
 from mathy_a3c.callbacks import Callback, RunStats  # noqa: E402
 from mathy_a3c.evaluation import (  # noqa: E402
@@ -51,7 +56,7 @@ class Snapshots(Callback):
         self.agent, self.every = agent, every
         self.start = time.perf_counter()
         self.next = every
-        self.taken: list[tuple[float, int, list]] = []
+        self.taken: list[tuple[float, int, object]] = []
 
     def on_start(self, total_episodes: int, stats: RunStats) -> None:
         self.start = time.perf_counter()
@@ -59,7 +64,7 @@ class Snapshots(Callback):
     def on_episode(self, report, stats: RunStats) -> None:
         elapsed = time.perf_counter() - self.start
         if elapsed >= self.next:
-            weights, _ = self.agent.global_model.snapshot()
+            weights = self.agent.global_model.flat_weights()
             self.taken.append((elapsed, stats.steps, weights))
             self.next += self.every
 
@@ -108,9 +113,9 @@ def main() -> None:
 
     curve = []
     for seconds, steps, weights in snapshots.taken:
-        net.set_weights(weights)
+        net.set_flat_weights(weights)
         curve.append((seconds, steps, greedy_on(eval_states).win_rate))
-    net.set_weights(agent.network.get_weights())
+    net.set_flat_weights(agent.global_model.flat_weights())
     final = greedy_on(eval_states)
     curve.append((result.seconds, result.steps, final.win_rate))
     rand = evaluate(args.topic, eval_states, None, difficulty=args.difficulty)

@@ -15,7 +15,11 @@ In one run, on the same topic and difficulty, it measures:
 * the ratio of each training rate to each raw rate, and of each processes rate
   to the threads rate with the same number of workers;
 * ``transport_ms``: what one update costs on the processes backend's pipe:
-  gradients there and weights back, pickled, between two processes.
+  gradients there and weights back, pickled, between two processes;
+* ``two_runs``: two threads-backend runs with 2 workers each, started at the
+  same moment as two separate commands (a seed sweep does that), and their
+  combined rate against one such run alone (``two_runs_vs_one``): no run may
+  take a CPU another needs.
 
 The last line printed is one JSON object.
 """
@@ -30,6 +34,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mathy_a3c.runtime import configure_for_training  # noqa: E402
+
+# Before TensorFlow loads, as `mathy train` does: this program trains.
+configure_for_training()
 
 import numpy as np  # noqa: E402
 
@@ -120,6 +129,13 @@ def train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
 
 def fresh_train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
     """``train_rate`` in a new interpreter: no TensorFlow state carried over."""
+    return side_by_side(args, backend, workers, runs=1)[0]
+
+
+def side_by_side(
+    args: argparse.Namespace, backend: str, workers: int, runs: int
+) -> list[float]:
+    """``runs`` fresh ``train_rate`` measurements started at the same moment."""
     import subprocess
 
     command = [
@@ -138,8 +154,14 @@ def fresh_train_rate(args: argparse.Namespace, backend: str, workers: int) -> fl
         "--seed",
         str(args.seed),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        for _ in range(runs)
+    ]
+    outputs = [proc.communicate()[0] for proc in procs]
+    if any(proc.returncode for proc in procs):
+        raise RuntimeError(f"a measurement failed: {[p.returncode for p in procs]}")
+    return [float(out.strip().splitlines()[-1]) for out in outputs]
 
 
 class _Done(Exception):
@@ -157,7 +179,7 @@ def transport_ms(rounds: int = 200) -> float:
 
     from mathy_a3c.model import ActorCritic
 
-    weights = ActorCritic(A3CConfig().model_size).get_weights()
+    weights = ActorCritic(A3CConfig().model_size).flat_weights()
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(target=_echo, args=(child,), daemon=True)
@@ -186,8 +208,11 @@ def main() -> None:
         "--only", default=None, help="BACKEND:WORKERS: measure one training rate"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-pair", action="store_true", help="skip the two-runs measurement"
+    )
     args = parser.parse_args()
-    if args.only:  # one measurement in a fresh process, as a user would run it
+    if args.only:  # one measurement in a fresh process, as `mathy train` runs
         backend, workers = args.only.split(":")
         print(train_rate(args, backend, int(workers)))
         return
@@ -229,6 +254,16 @@ def main() -> None:
                 f"{backend:<10} {workers:>7} {rate:9.1f} {rate / raw_gym:9.2f} "
                 f"{rate / raw_env:9.2f} {versus:>9}"
             )
+    if ("threads", 2) in rates and not args.no_pair:
+        pair = side_by_side(args, "threads", 2, runs=2)
+        combined = sum(pair)
+        result["two_runs_threads_2_steps_per_s"] = [round(r, 1) for r in pair]
+        result["two_runs_combined_steps_per_s"] = round(combined, 1)
+        result["two_runs_vs_one"] = round(combined / rates["threads", 2], 3)
+        print(
+            f"two threads runs side by side: {pair[0]:.1f} + {pair[1]:.1f} = "
+            f"{combined:.1f} steps/s, {combined / rates['threads', 2]:.2f}x one alone"
+        )
     print(json.dumps(result))
 
 

@@ -30,6 +30,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mathy_a3c.runtime import configure_for_training  # noqa: E402
+
+# Before TensorFlow loads, as `mathy train` does: this program trains.
+configure_for_training()
+
 from mathy_a3c import A3CAgent, A3CConfig  # noqa: E402
 from mathy_a3c.config import DIFFICULTIES, TOPICS  # noqa: E402
 from mathy_a3c.evaluation import evaluate, generated_states  # noqa: E402
@@ -38,7 +43,14 @@ from mathy_a3c.evaluation import evaluate, generated_states  # noqa: E402
 EVAL_SEED = 987_654_321
 
 
-def train(topics: list[str], difficulty: str, seconds: float, seed: int, folder: str):
+def train(
+    topics: list[str],
+    difficulty: str,
+    seconds: float,
+    seed: int,
+    folder: str,
+    settings: dict[str, object],
+):
     config = A3CConfig(
         topics=topics,
         difficulty=None if difficulty == "curriculum" else difficulty,
@@ -46,24 +58,49 @@ def train(topics: list[str], difficulty: str, seconds: float, seed: int, folder:
         seed=seed,
         max_eps=10**12,
         max_seconds=seconds,
+        **settings,
     )
     agent = A3CAgent(config, console=False)
     return agent, agent.train()
 
 
-def measure(agent: A3CAgent, topic: str, level: str, problems: int, seed: int):
+def raw_rate(topic: str, level: str, seconds: float = 5.0) -> float:
+    """Random valid actions through mathy_envs' gymnasium env, steps/s: how
+    fast this machine is (time budgets mean less on a slower one)."""
+    import gymnasium as gym
+    import mathy_envs.gym  # noqa: F401  (registers the ids)
+    import numpy as np
+
+    env = gym.make(f"mathy-{topic}-{level}-v0")
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        action = int(rng.choice(np.flatnonzero(env.unwrapped.action_space.mask)))
+        _, _, terminated, truncated, _ = env.step(action)
+        steps += 1
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def measure(
+    agent: A3CAgent, topic: str, level: str, problems: int, seed: int, quick: bool
+):
     states = generated_states(topic, level, problems, seed)
     predict = agent.network.predict
     greedy = evaluate(topic, states, predict, "greedy", level)
-    safe = evaluate(topic, states, predict, "no-revisit", level)
-    rand = evaluate(topic, states, None, difficulty=level, seed=seed)
-    return {
+    row = {
         "greedy_win_rate": round(greedy.win_rate, 4),
-        "no_revisit_win_rate": round(safe.win_rate, 4),
-        "random_win_rate": round(rand.win_rate, 4),
         "greedy_mean_steps": round(greedy.mean_steps, 2),
         "problems": greedy.problems,
     }
+    if not quick:
+        safe = evaluate(topic, states, predict, "no-revisit", level)
+        rand = evaluate(topic, states, None, difficulty=level, seed=seed)
+        row["no_revisit_win_rate"] = round(safe.win_rate, 4)
+        row["random_win_rate"] = round(rand.win_rate, 4)
+    return row
 
 
 def main() -> None:
@@ -79,7 +116,20 @@ def main() -> None:
     parser.add_argument("--eval-seed", type=int, default=EVAL_SEED)
     parser.add_argument("--eval-difficulties", default=None)
     parser.add_argument("--models", default=os.path.join("output", "topics"))
+    parser.add_argument(
+        "--quick", action="store_true", help="greedy play only (to screen levers)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change a default (to try a lever; recorded in every JSON line)",
+    )
     args = parser.parse_args()
+    settings = {
+        key: json.loads(value) for key, value in (s.split("=", 1) for s in args.set)
+    }
     topics = args.topics.split(",")
     if args.eval_difficulties:
         levels = args.eval_difficulties.split(",")
@@ -89,15 +139,16 @@ def main() -> None:
         levels = [args.difficulty]
     runs = [topics] if args.together else [[t] for t in topics]
     command = "python " + " ".join(sys.argv)
+    machine = round(raw_rate("poly", "easy"), 1)
     rows = []
     for run in runs:
         name = "all" if args.together else run[0]
-        folder = os.path.join(
-            args.models, f"{name}_{args.difficulty}_seed{args.seed}"
-        )
+        folder = os.path.join(args.models, f"{name}_{args.difficulty}_seed{args.seed}")
         if os.path.exists(folder):  # a benchmark trains from scratch
             sys.exit(f"{folder} exists: remove it, or pass --models ANOTHER_FOLDER")
-        agent, result = train(run, args.difficulty, args.seconds, args.seed, folder)
+        agent, result = train(
+            run, args.difficulty, args.seconds, args.seed, folder, settings
+        )
         for topic in run:
             for level in levels:
                 row = {
@@ -107,11 +158,20 @@ def main() -> None:
                     "train_difficulty": args.difficulty,
                     "difficulty": level,
                     "seed": args.seed,
+                    "settings": settings,
                     "train_seconds": round(result.seconds, 1),
                     "episodes": result.episodes,
                     "env_steps": result.steps,
                     "steps_per_s": round(result.steps_per_second, 1),
-                    **measure(agent, topic, level, args.eval_problems, args.eval_seed),
+                    "raw_gym_poly_easy_steps_per_s": machine,
+                    **measure(
+                        agent,
+                        topic,
+                        level,
+                        args.eval_problems,
+                        args.eval_seed,
+                        args.quick,
+                    ),
                     "model": folder,
                     "command": command,
                     "date": time.strftime("%Y-%m-%d"),
@@ -126,8 +186,8 @@ def main() -> None:
     for r in rows:
         print(
             f"{r['topic']:<26} {r['train_difficulty']:<11} {r['difficulty']:<7} "
-            f"{r['greedy_win_rate']:>7.3f} {r['no_revisit_win_rate']:>10.3f} "
-            f"{r['random_win_rate']:>7.3f} {r['greedy_mean_steps']:>6.2f}"
+            f"{r['greedy_win_rate']:>7.3f} {r.get('no_revisit_win_rate', -1):>10.3f} "
+            f"{r.get('random_win_rate', -1):>7.3f} {r['greedy_mean_steps']:>6.2f}"
         )
 
 

@@ -32,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-import keras
 import numpy as np
 
 from .backends import RemoteWorkerError, make_backend
@@ -46,7 +45,7 @@ from .callbacks import (
 from .checkpoint import (
     CheckpointError,
     SaveError,
-    assign_by_path,
+    check_layout,
     has_checkpoint,
     load_checkpoint,
     load_config,
@@ -65,7 +64,9 @@ from .folder import (
 )
 from .inference import Solution, Step, solve
 from .interrupts import StopSignals
-from .model import GlobalModel, masked_probabilities, network_for
+from .model import network_for
+from .parameter_server import GlobalModel
+from .policy import masked_probabilities
 from .tasks import task_spec
 
 
@@ -130,10 +131,12 @@ class A3CAgent:
         self.config = config
         folder = inspect_folder(config.model_dir)
         refuse_other_files(folder, allow_nonempty)
-        _single_threaded_tensorflow()
-        keras.utils.set_random_seed(config.seed)
+        #: The global network: predicts and simplifies with the global weights
+        #: (:meth:`train` hands them over when it ends).
         self.network = network_for(config, task_spec(config))
-        self.global_model = GlobalModel(self.network, config.lr)
+        self.global_model = GlobalModel(
+            self.network.flat_weights(), self.network.layout, config.lr
+        )
         self.callbacks = list(callbacks or [])
         self.console = console
         self.progress = progress
@@ -232,17 +235,11 @@ class A3CAgent:
                 f"{saved.model_size} or another folder"
             )
         checkpoint = load_checkpoint(folder)
-        assign_by_path(self.network.variables, checkpoint.weights, "weights")
+        check_layout(checkpoint.state, self.network.layout, folder)
+        # The learning rate is the config's, never the saved one.
+        self.global_model.load(checkpoint.state, with_optimizer=with_optimizer)
+        self.network.set_flat_weights(self.global_model.flat_weights())
         if with_optimizer:
-
-            def keep(path: str) -> bool:  # the learning rate comes from config
-                return not path.endswith("/learning_rate")
-
-            assign_by_path(
-                [v for v in self.global_model.optimizer.variables if keep(v.path)],
-                {k: v for k, v in checkpoint.optimizer.items() if keep(k)},
-                "optimizer state",
-            )
             self.total_episodes = checkpoint.episodes
             self.total_steps = checkpoint.steps
             self._on_disk = (checkpoint.episodes, checkpoint.steps)
@@ -309,7 +306,7 @@ class A3CAgent:
             failure = raised
         # Stopping and saving run to the end: further signals only say so.
         backend.stop()
-        self.global_model.sync()  # remote backends' updates -> Keras
+        self.network.set_flat_weights(self.global_model.flat_weights())
         ends: list[Callable[[], object]] = [
             partial(cb.on_end, stats) for cb in callbacks
         ]
@@ -374,23 +371,15 @@ class A3CAgent:
         run under way); raises :class:`SaveError` (the previous checkpoint is
         kept) or ``FloatingPointError``."""
         stats = stats or RunStats()
-        weights, optimizer = self.global_model.snapshot()
-        if not all(np.all(np.isfinite(w)) for w in weights):
+        state = self.global_model.state()
+        if not all(np.all(np.isfinite(w)) for w in state.weights.values()):
             raise FloatingPointError(
                 "the global model holds NaN or inf weights; the last good "
                 "checkpoint was kept"
             )
-        net_vars = self.network.variables
-        opt_vars = self.global_model.optimizer.variables
         episodes = self.total_episodes + stats.episodes
         steps = self.total_steps + stats.steps
-        path = save_checkpoint(
-            self.config.model_dir,
-            weights={v.path: w for v, w in zip(net_vars, weights, strict=True)},
-            optimizer={v.path: w for v, w in zip(opt_vars, optimizer, strict=True)},
-            episodes=episodes,
-            steps=steps,
-        )
+        path = save_checkpoint(self.config.model_dir, state, episodes, steps)
         self._on_disk = (episodes, steps)
         return path
 
@@ -436,23 +425,6 @@ def checkpoint_bytes(weights: int) -> int:
     """About the size of a checkpoint of a model with ``weights`` weights:
     float32 weights and Adam's two moments, plus the archive's overhead."""
     return 3 * 4 * weights + 64 * 1024
-
-
-def _single_threaded_tensorflow() -> None:
-    """One TensorFlow thread for this process, if TensorFlow allows it yet.
-
-    An update's graph is small (a rollout of at most ``update_interval``
-    states): thread pools only add hand-offs, and the cores belong to the
-    workers. Measured on 2 cores with 1 worker thread: 593 env steps/s with
-    one TensorFlow thread, 504 with TensorFlow's default of one per core.
-    """
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # TensorFlow already ran an op in this process
-        pass
 
 
 def _is_numerical(error: BaseException) -> bool:

@@ -6,8 +6,8 @@ backend decides what stands behind them:
 
 * ``threads``: the global model itself (gradients applied under a lock), a
   queue to the main thread, and a shared :class:`EpisodeCounter`. The worker
-  threads take turns at the interpreter on one CPU, and TensorFlow computes
-  gradients on the others (:mod:`mathy_a3c.turn`);
+  threads take turns at the interpreter, and give it up while TensorFlow
+  computes their gradients (:mod:`mathy_a3c.turn`);
 * ``processes``: a pipe to the coordinator in the main process, which owns the
   global model and optimizer. A worker process sends its gradients (numpy) and
   gets the new global weights back; it asks the coordinator for each episode
@@ -38,8 +38,10 @@ import numpy as np
 from .callbacks import QueueReporter
 from .config import A3CConfig, ConfigError, field_name
 from .counting import EpisodeCounter, StepCounter
-from .model import ActorCritic, GlobalModel
-from .turn import Turn, cpu_split
+from .model import ActorCritic
+from .parameter_server import GlobalModel
+from .runtime import configure_for_training
+from .turn import Turn
 from .types import EpisodeReport
 from .worker import Worker
 from .worker_process import STOP_SIGNALS, process_main
@@ -86,8 +88,7 @@ class ThreadBackend:
         first_episode: int,
     ) -> None:
         self.stop_event = threading.Event()
-        self.turn = Turn(cpu_split())
-        self._restore_helpers: Callable[[], None] = lambda: None
+        self.turn = Turn()
         self.episodes = EpisodeCounter(config.max_eps)
         self.errors: list[tuple[int, BaseException]] = []
         steps = StepCounter()
@@ -120,7 +121,6 @@ class ThreadBackend:
             self.stop_event.set()
 
     def start(self) -> None:
-        self._restore_helpers = self.turn.place_helpers()
         for t in self.threads:
             t.start()
 
@@ -143,7 +143,6 @@ class ThreadBackend:
             print(
                 f"warning: workers still running after stop: {stuck}", file=sys.stderr
             )
-        self._restore_helpers()
 
 
 # -- remote workers (processes, ray): one message protocol --------------------
@@ -152,9 +151,17 @@ class ThreadBackend:
 #   ("claim",)                       ("episode", n) | ("stop",)
 #   ("update", flat_gradients)       ("weights", flat_weights) | ("stop",)
 #   ("weights",)                     ("weights", flat_weights)
-#   ("episode", EpisodeReport)       -
+#   ("episode", EpisodeReport)       ("episode", n) | ("stop",): the next claim
 #   ("show", worker, text)           -
 #   ("done",) | ("error", traceback) -
+#
+# With shared buffers (processes), gradients and weights do not travel in the
+# messages: the worker writes its gradients into its buffer and sends
+# ("update", None); the coordinator writes the new weights into the worker's
+# weights buffer and answers ("weights", None).
+
+#: A worker's shared (gradients, weights) buffers, as float32 arrays.
+Buffers = tuple[np.ndarray, np.ndarray]
 
 
 class _Link:
@@ -165,8 +172,12 @@ class _Link:
         send: Callable[[tuple], None],
         recv: Callable[[], tuple],
         stop: threading.Event,
+        buffers: Buffers | None = None,
     ) -> None:
         self.send, self.recv, self.stop = send, recv, stop
+        self.buffers = buffers
+        #: The episode number the last report's reply handed out, not yet used.
+        self._next: int | None = None
 
     def _ask(self, *message: Any) -> Any:
         self.send(message)
@@ -176,29 +187,45 @@ class _Link:
             return None
         return reply[1]
 
+    def _weights(self, reply: np.ndarray | None) -> np.ndarray | None:
+        if self.stop.is_set():
+            return None
+        if self.buffers is not None:
+            return self.buffers[1].copy()  # the buffer is rewritten next update
+        return reply
+
     # Learner
     def update(self, local: ActorCritic) -> np.ndarray | None:
-        weights = self._ask("update", local.flat_gradients())
+        gradients = local.flat_gradients()
+        if self.buffers is not None:  # shared memory: the message carries none
+            np.copyto(self.buffers[0], gradients)
+        sent = None if self.buffers is not None else gradients
+        weights = self._weights(self._ask("update", sent))
         if weights is not None:
             local.set_flat_weights(weights)
         return weights
 
     def copy_to(self, local: ActorCritic) -> np.ndarray | None:
-        weights = self._ask("weights")
+        weights = self._weights(self._ask("weights"))
         if weights is not None:
             local.set_flat_weights(weights)
         return weights
 
     # EpisodeSource
     def claim(self) -> int | None:
-        return None if self.stop.is_set() else self._ask("claim")
+        if self.stop.is_set():
+            return None
+        if self._next is not None:  # handed out with the last report's reply
+            episode, self._next = self._next, None
+            return episode
+        return self._ask("claim")
 
     def finish(self) -> int:
         return 0  # the coordinator counts finished episodes from the reports
 
     # Reporter
     def episode(self, report: EpisodeReport) -> None:
-        self.send(("episode", report))
+        self._next = self._ask("episode", report)  # one round trip, not two
 
     def show(self, worker: int, text: str) -> None:
         self.send(("show", worker, text))
@@ -210,17 +237,15 @@ def run_remote_worker(
     first_episode: int,
     send: Callable[[tuple], None],
     recv: Callable[[], tuple],
+    buffers: Buffers | None = None,
 ) -> None:
     """The body of a worker process or Ray actor; reports how it ended."""
     try:
-        import tensorflow as tf
-
         # One core per worker: TensorFlow's own thread pools would only fight
         # the other workers for the same cores.
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        configure_for_training()
         stop = threading.Event()
-        link = _Link(send, recv, stop)
+        link = _Link(send, recv, stop, buffers)
         worker = Worker(
             worker_id,
             A3CConfig.from_dict(config),
@@ -252,6 +277,8 @@ class _Coordinator:
         self.errors: list[tuple[int, BaseException]] = []
         self.stopping = False
         self.open: set[int] = set(range(config.num_workers))
+        #: Workers' shared (gradients, weights) buffers, where they have them.
+        self.buffers: dict[int, Buffers] = {}
 
     def handle(
         self, worker: int, message: tuple, reply: Callable[[tuple], None]
@@ -260,23 +287,39 @@ class _Coordinator:
         if kind == "episode":
             self.episodes.finish()
             self.reporter.episode(message[1])
+            self._claim(reply)
         elif kind == "show":
             self.reporter.show(message[1], message[2])
         elif kind == "claim":
-            episode = None if self.stopping else self.episodes.claim()
-            reply(("stop",) if episode is None else ("episode", episode))
+            self._claim(reply)
         elif kind == "update":
             if self.stopping:
                 reply(("stop",))
-            else:
-                reply(("weights", self.global_model.apply_flat(message[1])))
+                return
+            shared = self.buffers.get(worker)
+            gradients = message[1] if shared is None else shared[0]
+            self._send_weights(worker, self.global_model.apply_flat(gradients), reply)
         elif kind == "weights":
-            reply(("weights", self.global_model.flat_weights()))
+            self._send_weights(worker, self.global_model.flat_weights(), reply)
         elif kind == "done":
             self.open.discard(worker)
         elif kind == "error":
             self.open.discard(worker)
             self.errors.append((worker, RemoteWorkerError(message[1])))
+
+    def _claim(self, reply: Callable[[tuple], None]) -> None:
+        episode = None if self.stopping else self.episodes.claim()
+        reply(("stop",) if episode is None else ("episode", episode))
+
+    def _send_weights(
+        self, worker: int, weights: np.ndarray, reply: Callable[[tuple], None]
+    ) -> None:
+        shared = self.buffers.get(worker)
+        if shared is None:
+            reply(("weights", weights))
+        else:
+            np.copyto(shared[1], weights)
+            reply(("weights", None))
 
     def lost(self, worker: int, why: str) -> None:
         """A worker vanished without saying goodbye."""
@@ -318,6 +361,11 @@ def signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def _floats(shared: Any) -> np.ndarray:
+    """A float32 numpy view of a shared ``RawArray("f", n)``."""
+    return np.frombuffer(shared, dtype=np.float32)
+
+
 class ProcessBackend(_Coordinator):
     """``num_workers`` spawned processes; this process owns the global model."""
 
@@ -337,8 +385,13 @@ class ProcessBackend(_Coordinator):
         self.processes: dict[int, multiprocessing.process.BaseProcess] = {}
         #: Workers that have spoken: the others are still starting up.
         self.started: set[int] = set()
+        size = global_model.flat_weights().size
         for i in range(config.num_workers):
             self.conns[i], self._children[i] = context.Pipe()
+            # Gradients and weights travel through shared memory, not the pipe
+            # (pickling 2 x 320 KB per update cost more than the update).
+            shared = (context.RawArray("f", size), context.RawArray("f", size))
+            self.buffers[i] = (_floats(shared[0]), _floats(shared[1]))
             self.processes[i] = context.Process(
                 target=process_main,
                 args=(
@@ -347,6 +400,7 @@ class ProcessBackend(_Coordinator):
                     first_episode,
                     self._children[i],
                     os.getpid(),
+                    shared,
                 ),
                 name=f"a3c-worker-{i}",
                 daemon=True,

@@ -3,8 +3,23 @@
 A folder holds:
 
 * ``config.json``: the :class:`~mathy_a3c.config.A3CConfig` that built the model;
-* ``checkpoint.npz``: model weights and optimizer variables, each keyed by its
-  Keras variable path, plus the episode and step counters.
+* ``checkpoint.npz``: the training state, in this library's own format
+  (version 2), every array keyed by the model variable's path
+  (``conv_0/kernel``; :attr:`mathy_a3c.model.ActorCritic.layout`):
+
+  ==========================  ================================================
+  ``model/PATH``              the weights (float32)
+  ``adam/m/PATH``             Adam's first moment of each weight
+  ``adam/v/PATH``             Adam's second moment of each weight
+  ``adam/iterations``         Adam's step count (int64)
+  ``counters/episodes``       episodes trained, over every run (int64)
+  ``counters/steps``          environment steps trained (int64)
+  ``format_version``          2
+  ==========================  ================================================
+
+  Version 1 checkpoints (2026-11, written through Keras' Adam: its moments
+  under ``optimizer/adam/PATH_WITH_UNDERSCORES_momentum`` and ``_velocity``,
+  its step under ``optimizer/adam/iteration``) still load.
 
 Every file is written to a temporary name in the same folder, flushed to disk
 and then renamed over the old one (``os.replace`` is atomic), so a crash or
@@ -33,10 +48,14 @@ from typing import IO, Any
 import numpy as np
 
 from .config import A3CConfig, ConfigError
+from .numpy_actor import Layout
+from .parameter_server import TrainingState
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.npz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this library reads.
+READABLE_VERSIONS = (1, 2)
 #: Part of every temporary file name this process writes, so that only files
 #: it created are ever removed as stale (:func:`remove_temp_files`).
 TEMP_TAG = secrets.token_hex(8)
@@ -56,10 +75,13 @@ class SaveError(CheckpointError):
 class Checkpoint:
     """The contents of ``checkpoint.npz``."""
 
-    weights: dict[str, np.ndarray]
-    optimizer: dict[str, np.ndarray]
+    state: TrainingState
     episodes: int
     steps: int
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        return self.state.weights
 
 
 def atomic_write(path: str, write: Callable[[IO[bytes]], object]) -> None:
@@ -151,16 +173,14 @@ def load_config(folder: str) -> A3CConfig:
 
 
 def save_checkpoint(
-    folder: str,
-    weights: dict[str, np.ndarray],
-    optimizer: dict[str, np.ndarray],
-    episodes: int,
-    steps: int,
+    folder: str, state: TrainingState, episodes: int, steps: int
 ) -> str:
     """Atomically write ``checkpoint.npz``; returns its path. Raises
     :class:`SaveError` (the previous checkpoint is kept)."""
-    arrays: dict[str, Any] = {f"model/{k}": v for k, v in weights.items()}
-    arrays.update({f"optimizer/{k}": v for k, v in optimizer.items()})
+    arrays: dict[str, Any] = {f"model/{k}": v for k, v in state.weights.items()}
+    arrays.update({f"adam/m/{k}": v for k, v in state.momentum.items()})
+    arrays.update({f"adam/v/{k}": v for k, v in state.velocity.items()})
+    arrays["adam/iterations"] = np.asarray(state.iterations, np.int64)
     arrays["counters/episodes"] = np.asarray(episodes, np.int64)
     arrays["counters/steps"] = np.asarray(steps, np.int64)
     arrays["format_version"] = np.asarray(FORMAT_VERSION, np.int64)
@@ -189,22 +209,44 @@ def load_checkpoint(folder: str) -> Checkpoint:
             f"{path} is corrupt or unreadable: {_one_line(error)}"
         ) from None
     version = _scalar(arrays, "format_version", path, default=-1)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = " and ".join(map(str, READABLE_VERSIONS))
         raise CheckpointError(
-            f"{path} has format version {version}; this library reads {FORMAT_VERSION}"
+            f"{path} has format version {version}; this library reads {readable}"
         )
-    checkpoint = Checkpoint(
-        weights={k[6:]: v for k, v in arrays.items() if k.startswith("model/")},
-        optimizer={k[10:]: v for k, v in arrays.items() if k.startswith("optimizer/")},
+    weights = _prefixed(arrays, "model/")
+    if version == 1:  # Keras' Adam: moments under the variable path's underscores
+        adam = _prefixed(arrays, "optimizer/adam/")
+        moment = {path: path.replace("/", "_") for path in weights}
+        momentum = {p: adam.get(f"{k}_momentum") for p, k in moment.items()}
+        velocity = {p: adam.get(f"{k}_velocity") for p, k in moment.items()}
+        iterations = _scalar(arrays, "optimizer/adam/iteration", path)
+    else:
+        momentum = dict(_prefixed(arrays, "adam/m/"))
+        velocity = dict(_prefixed(arrays, "adam/v/"))
+        iterations = _scalar(arrays, "adam/iterations", path)
+    for what, saved in (("moments", momentum), ("second moments", velocity)):
+        if set(saved) != set(weights) or any(v is None for v in saved.values()):
+            raise CheckpointError(
+                f"{path}: Adam's {what} do not match the saved weights"
+            )
+    state = TrainingState(weights, momentum, velocity, iterations)  # type: ignore[arg-type]
+    for part in (state.weights, state.momentum, state.velocity):
+        for name, value in part.items():
+            if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
+                raise CheckpointError(
+                    f"{path}: {name} holds values that are not finite "
+                    f"floating-point numbers"
+                )
+    return Checkpoint(
+        state=state,
         episodes=_scalar(arrays, "counters/episodes", path),
         steps=_scalar(arrays, "counters/steps", path),
     )
-    for name, value in checkpoint.weights.items():
-        if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
-            raise CheckpointError(
-                f"{path}: weights {name} are not finite floating-point numbers"
-            )
-    return checkpoint
+
+
+def _prefixed(arrays: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> Any:
@@ -253,22 +295,21 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def assign_by_path(
-    variables: list[Any], arrays: dict[str, np.ndarray], what: str
-) -> None:
-    """Assign saved arrays to Keras variables matched by ``variable.path``."""
-    paths = [v.path for v in variables]
-    missing = [p for p in paths if p not in arrays]
-    if missing or len(arrays) != len(paths):
+def check_layout(state: TrainingState, layout: Layout, folder: str) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` holds exactly the
+    variables of ``layout`` (a model's), with their shapes."""
+    paths = [path for path, *_ in layout]
+    missing = [p for p in paths if p not in state.weights]
+    if missing or len(state.weights) != len(paths):
         raise CheckpointError(
-            f"saved {what} does not match this model: missing {missing[:3]}, "
-            f"{len(arrays)} saved vs {len(paths)} expected"
+            f"{folder}/{CHECKPOINT_FILE} does not match this model: missing "
+            f"{missing[:3]}, {len(state.weights)} saved weights vs {len(paths)} "
+            f"expected"
         )
-    for variable in variables:
-        value = arrays[variable.path]
-        if tuple(value.shape) != tuple(variable.shape):
-            raise CheckpointError(
-                f"saved {what} {variable.path} has shape {value.shape}; "
-                f"the model expects {tuple(variable.shape)}"
-            )
-        variable.assign(value)
+    for path, _, _, shape in layout:
+        for part in (state.weights, state.momentum, state.velocity):
+            if tuple(part[path].shape) != tuple(shape):
+                raise CheckpointError(
+                    f"{folder}/{CHECKPOINT_FILE}: {path} has shape "
+                    f"{part[path].shape}; the model expects {tuple(shape)}"
+                )

@@ -14,6 +14,7 @@ checkpoint is kept), 2 bad input, 130 Ctrl-C, 143 SIGTERM (both save first).
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -285,11 +286,16 @@ def _train(
     folder = config.model_dir
     try:
         with (
-            hold_folder(folder) as lock,
+            # Signals first: a Ctrl-C once the folder exists must reach the
+            # code that removes it again.
             StopSignals(None) as early,  # while TensorFlow loads
+            hold_folder(folder) as lock,
         ):
             try:
                 with quiet_native_logs():
+                    from .runtime import configure_for_training
+
+                    configure_for_training()  # this program trains
                     from .agent import A3CAgent, WorkerError, checkpoint_bytes
 
                     trainer = A3CAgent(
@@ -649,6 +655,7 @@ def _load(folder: str) -> A3CAgent:
     try:
         load_config(folder)  # its files first: an error before TensorFlow loads
         load_checkpoint(folder)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # this program's own
         with quiet_native_logs():
             from .agent import A3CAgent
 

@@ -1,22 +1,19 @@
-"""Adam on one flat float32 vector, in numpy: the remote backends' optimizer.
+"""Adam on one flat float32 vector, in numpy: the global model's optimizer.
 
-The processes and Ray coordinators receive each worker's gradients as one
-vector and answer with the new weights as one vector. Running Keras' Adam on
-that means splitting it into ~30 variables and back, about 1.2 ms per update on
-one core for this model; the same arithmetic on the flat vector in numpy takes
-about 0.2 ms, and the coordinator's reply time is what a remote worker waits
-for after every rollout.
+Every backend hands over a worker's gradients as one vector and gets the new
+weights back as one vector. Running Keras' Adam on that means splitting it
+into ~30 variables and back, about 1.2 ms per update on one core for this
+model; the same arithmetic on the flat vector in numpy takes about 0.2 ms,
+and the reply time is what a worker waits for after every rollout.
 
 :class:`FlatAdam` reproduces ``keras.optimizers.Adam`` step for step (same
 formulas, same float32 arithmetic; ``tests/test_flat_adam.py`` pins it to
-Keras). It starts from, and writes back to, a Keras model and its Adam, so
-checkpoints and the threads backend see one optimizer whichever backend ran.
+Keras through Keras' public API). Its state is this library's own: the
+checkpoint stores the weights and both moments by variable path, and the
+step count (:mod:`mathy_a3c.checkpoint`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -49,33 +46,10 @@ class FlatAdam:
         self._step = np.empty_like(self.weights)
 
     @classmethod
-    def from_keras(cls, optimizer: Any, variables: Sequence[Any]) -> FlatAdam:
-        """The state of a built ``keras.optimizers.Adam`` over ``variables``."""
-        if getattr(optimizer, "amsgrad", False):
-            raise ValueError("FlatAdam does not implement amsgrad")
-        moments = _moments(optimizer, variables)
-        return cls(
-            weights=_concat(variables),
-            momentum=_concat([m for m, _ in moments]),
-            velocity=_concat([v for _, v in moments]),
-            iterations=int(np.asarray(optimizer.iterations)),
-            learning_rate=float(np.asarray(optimizer.learning_rate)),
-            beta_1=optimizer.beta_1,
-            beta_2=optimizer.beta_2,
-            epsilon=optimizer.epsilon,
-        )
-
-    def to_keras(self, optimizer: Any, variables: Sequence[Any]) -> None:
-        """Write weights, moments and step count back into Keras."""
-        moments = _moments(optimizer, variables)
-        for flat, targets in (
-            (self.weights, list(variables)),
-            (self.momentum, [m for m, _ in moments]),
-            (self.velocity, [v for _, v in moments]),
-        ):
-            for target, part in zip(targets, _split(flat, targets), strict=True):
-                target.assign(part)
-        optimizer.iterations.assign(self.iterations)
+    def fresh(cls, weights: np.ndarray, learning_rate: float) -> FlatAdam:
+        """A new optimizer for ``weights``: zero moments, no steps yet."""
+        zeros = np.zeros_like(weights, dtype=np.float32)
+        return cls(weights, zeros, zeros, 0, learning_rate)
 
     def apply(self, gradient: np.ndarray, lr_scale: float = 1.0) -> np.ndarray:
         """One Adam step with ``gradient`` at ``lr_scale`` times the learning
@@ -108,24 +82,3 @@ class FlatAdam:
         self.weights -= update
         self.iterations += 1
         return self.weights.copy()
-
-
-def _moments(optimizer: Any, variables: Sequence[Any]) -> list[tuple[Any, Any]]:
-    """(momentum, velocity) optimizer variables for each model variable."""
-    index = optimizer._get_variable_index  # keras 3: position in the var list
-    return [
-        (optimizer._momentums[index(v)], optimizer._velocities[index(v)])
-        for v in variables
-    ]
-
-
-def _concat(variables: Sequence[Any]) -> np.ndarray:
-    return np.concatenate([np.asarray(v).reshape(-1) for v in variables]).astype(
-        np.float32
-    )
-
-
-def _split(flat: np.ndarray, like: Sequence[Any]) -> list[np.ndarray]:
-    sizes = [int(np.prod(v.shape)) for v in like]
-    parts = np.split(flat, np.cumsum(sizes)[:-1])
-    return [p.reshape(v.shape) for p, v in zip(parts, like, strict=True)]

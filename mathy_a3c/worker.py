@@ -27,11 +27,16 @@ from .config import A3CConfig
 from .counting import StepCounter
 from .curriculum import Curriculum
 from .envs import stack
-from .model import ActorCritic, network_for, sample_action
+from .model import ActorCritic, network_for
+from .policy import sample_action
 from .returns import advantages_and_returns
 from .tasks import make_task
 from .turn import Turn
 from .types import EpisodeReport, LossTerms
+
+#: One step of a rollout: the observation, the action taken, its reward and
+#: the value of the observation.
+Transition = tuple[Any, int, float, float]
 
 
 class Learner(Protocol):
@@ -99,7 +104,8 @@ class Worker:
         ).generate_state(2)
         self.task = make_task(config, seed=int(problem_seed), offset=worker_id)
         self.rng = np.random.default_rng(int(action_seed))
-        self.local = network_for(config, self.task.spec)
+        # Its initial weights never count: the global ones replace them.
+        self.local = network_for(config, self.task.spec, seed=0)
         self.actor = self.local.numpy_actor()
         self.curriculum = (
             Curriculum(config.curriculum_window, config.promote_at, config.demote_below)
@@ -126,7 +132,7 @@ class Worker:
                 profiler.dump_stats(path)
 
     def _work(self) -> None:
-        self.actor.refresh(self.learner.copy_to(self.local))
+        self._refresh(self.learner.copy_to(self.local))
         while not self.stop.is_set():
             episode = self.episodes.claim()
             if episode is None:
@@ -151,9 +157,9 @@ class Worker:
         problem = self.task.problem
         if self.show:
             self.reporter.show(self.id, self.task.describe_start())
-        rollout: list[tuple[Any, int, float, float]] = []
         losses: list[LossTerms] = []
         total_reward, steps = 0.0, 0
+        rollout: list[Transition] = []
         while True:
             logits, value = self.actor(observation)
             action = sample_action(logits, observation.mask, self.rng)
@@ -199,9 +205,7 @@ class Worker:
             level_change=change.describe(self.id) if change else "",
         )
 
-    def update(
-        self, rollout: list[tuple[Any, int, float, float]], bootstrap: float
-    ) -> LossTerms:
+    def update(self, rollout: list[Transition], bootstrap: float) -> LossTerms:
         """Gradients on the local model -> global optimizer -> resync."""
         observations, actions, rewards, values = zip(*rollout, strict=True)
         advantages, returns = advantages_and_returns(
@@ -211,17 +215,20 @@ class Worker:
             self.config.gamma,
             self.config.gae_lambda,
         )
-        terms = self.local.compute_gradients(
-            stack(list(observations)),
-            np.asarray(actions),
-            advantages,
-            returns,
-            away=self._away,  # TensorFlow runs without the GIL: let others act
+        inputs = self.local.gradient_inputs(
+            stack(list(observations)), np.asarray(actions), advantages, returns
         )
+        with self._away():  # TensorFlow runs without the GIL: let others act
+            terms = self.local.run_gradients(inputs)
         if not (np.isfinite(terms.total) and np.isfinite(terms.grad_norm)):
             raise FloatingPointError(
                 f"worker {self.id}: non-finite loss {terms.total} or gradient norm "
                 f"{terms.grad_norm}; the global model was not updated"
             )
-        self.actor.refresh(self.learner.update(self.local))
+        self._refresh(self.learner.update(self.local))
         return terms
+
+    def _refresh(self, weights: np.ndarray | None) -> None:
+        """The acting copy follows the local model (``None``: stopping)."""
+        if weights is not None:
+            self.actor.refresh(weights)

@@ -36,8 +36,10 @@ def process_main(
     first_episode: int,
     conn: Connection,
     parent: int,
+    shared: tuple[Any, Any],
 ) -> None:
-    """Run one remote worker over ``conn``; ``parent`` is the coordinator's pid."""
+    """Run one remote worker over ``conn``; ``parent`` is the coordinator's pid,
+    ``shared`` its (gradients, weights) ``RawArray`` buffers."""
     die_with_parent(parent)
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
@@ -46,13 +48,22 @@ def process_main(
     from .quiet import quiet_native_logs
 
     with quiet_native_logs():  # as in the training process
+        from .runtime import configure_for_training
+
+        configure_for_training()
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # where it probes for CUDA and says so
+        import numpy as np
+
         from .backends import run_remote_worker
 
+    gradients, weights = (np.frombuffer(array, dtype=np.float32) for array in shared)
+    buffers = (gradients, weights)
     try:
-        run_remote_worker(worker_id, config, first_episode, conn.send, conn.recv)
+        run_remote_worker(
+            worker_id, config, first_episode, conn.send, conn.recv, buffers
+        )
     finally:
         conn.close()
 

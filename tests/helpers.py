@@ -47,10 +47,11 @@ class RecordingLearner:
     """A real global model behind the worker's Learner interface; counts updates."""
 
     def __init__(self, spec: Any = None) -> None:
-        from mathy_a3c.model import ActorCritic, GlobalModel
+        from mathy_a3c.model import ActorCritic
+        from mathy_a3c.parameter_server import GlobalModel
 
         network = ActorCritic(model_size=8, spec=spec)
-        self.shared = GlobalModel(network, learning_rate=1e-3)
+        self.shared = GlobalModel(network.flat_weights(), network.layout, 1e-3)
         self.updates = 0
 
     def update(self, local: Any) -> Any:

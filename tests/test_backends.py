@@ -43,7 +43,7 @@ def test_two_worker_processes_train_exactly_max_eps_with_show_and_profiles(tiny,
     assert sorted(r.episode for r in recorder.reports) == list(range(8))
     assert set(recorder.shown) == {0}
     assert load_checkpoint(config.model_dir).episodes == 8
-    assert int(agent.global_model.optimizer.iterations.numpy()) > 0
+    assert agent.global_model.iterations > 0
     for worker in (0, 1):
         path = os.path.join(config.model_dir, f"worker_{worker}.profile")
         assert pstats.Stats(path).total_calls > 0
@@ -209,40 +209,27 @@ def test_asking_for_ray_without_ray_installed_says_how_to_install_it(tmp_path):
 
 
 @pytest.mark.skipif(
-    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
-    reason="needs a process that may use 2 CPUs and can pin threads",
+    not hasattr(os, "sched_getaffinity"), reason="needs Linux's CPU affinity"
 )
-def test_worker_threads_share_one_cpu_and_everything_else_is_put_back(
-    tiny, monkeypatch
-):
-    """Workers run Python on one CPU; while they train, the main thread and
-    TensorFlow's threads run on the others, and get their CPUs back after."""
-    from mathy_a3c.turn import cpu_split, tensorflow_threads
+def test_no_thread_is_ever_pinned_to_a_cpu(tiny, monkeypatch):
+    """The operating system places every thread: two runs side by side share
+    all the machine's cores (a run that pinned its threads to the lowest CPU
+    left the others idle when two ran at once)."""
     from mathy_a3c.worker import Worker
 
-    python, others = cpu_split()
-    before = os.sched_getaffinity(0)
-    assert python == min(before) and others == before - {python}
-    tf_threads = tensorflow_threads()
-    assert tf_threads  # TensorFlow is running in this process by now
-    tf_before = {tid: os.sched_getaffinity(tid) for tid in tf_threads}
-    in_workers, in_main = [], []
-    work = Worker._work
+    everywhere = os.sched_getaffinity(0)
+    seen = []
+    run_episode = Worker.run_episode
 
-    def recording_work(self):
-        in_workers.append(os.sched_getaffinity(0))
-        work(self)
+    def recording(self, episode):
+        seen.append(os.sched_getaffinity(0))
+        return run_episode(self, episode)
 
     class During(Callback):
         def on_episode(self, report, stats):
-            in_main.append(
-                (os.sched_getaffinity(0), [os.sched_getaffinity(t) for t in tf_threads])
-            )
+            seen.append(os.sched_getaffinity(0))
 
-    monkeypatch.setattr(Worker, "_work", recording_work)
+    monkeypatch.setattr(Worker, "run_episode", recording)
     A3CAgent(A3CConfig(**tiny), callbacks=[During()], console=False).train()
-    assert in_workers == [{python}] * tiny["num_workers"]
-    assert in_main and all(main == others for main, _ in in_main)
-    assert all(tf == [others] * len(tf_threads) for _, tf in in_main)
-    assert os.sched_getaffinity(0) == before  # the calling thread is put back
-    assert {tid: os.sched_getaffinity(tid) for tid in tf_threads} == tf_before
+    assert len(seen) >= 2 * tiny["max_eps"]
+    assert all(cpus == everywhere for cpus in seen)

@@ -1,6 +1,7 @@
 """The model folder: atomic writes and clear errors for missing or corrupt files."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,24 +10,27 @@ from hypothesis import strategies as st
 
 from mathy_a3c.checkpoint import (
     CheckpointError,
-    assign_by_path,
     atomic_write,
+    check_layout,
     load_checkpoint,
     load_config,
     save_checkpoint,
     save_config,
 )
 from mathy_a3c.config import A3CConfig
+from mathy_a3c.parameter_server import TrainingState
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _state(value=1.0, iterations=7):
+    weights = {"dense/kernel": np.full((2, 2), value, np.float32)}
+    moments = {"dense/kernel": np.full((2, 2), 0.5, np.float32)}
+    return TrainingState(weights, moments, moments, iterations)
 
 
 def _save(folder, value=1.0, episodes=3):
-    return save_checkpoint(
-        str(folder),
-        weights={"dense/kernel": np.full((2, 2), value, np.float32)},
-        optimizer={"adam/iteration": np.asarray(7)},
-        episodes=episodes,
-        steps=40,
-    )
+    return save_checkpoint(str(folder), _state(value), episodes=episodes, steps=40)
 
 
 def test_round_trip(tmp_path):
@@ -37,7 +41,8 @@ def test_round_trip(tmp_path):
     checkpoint = load_checkpoint(str(tmp_path))
     assert checkpoint.episodes == 3 and checkpoint.steps == 40
     np.testing.assert_array_equal(checkpoint.weights["dense/kernel"], np.ones((2, 2)))
-    assert int(checkpoint.optimizer["adam/iteration"]) == 7
+    assert checkpoint.state.iterations == 7
+    assert checkpoint.state.momentum["dense/kernel"][0, 0] == 0.5
 
 
 def test_failed_write_keeps_the_previous_file_and_leaves_no_temp(tmp_path):
@@ -71,25 +76,36 @@ def test_corrupt_files_are_named(tmp_path):
         load_config(str(tmp_path))
 
 
-def test_assign_by_path_rejects_a_different_model(tmp_path):
-    class Var:
-        def __init__(self, path, shape):
-            self.path, self.shape, self.value = path, shape, None
-
-        def assign(self, value):
-            self.value = value
-
-    good = Var("dense/kernel", (2, 2))
-    assign_by_path([good], {"dense/kernel": np.ones((2, 2))}, "weights")
-    assert good.value is not None
+def test_a_state_that_does_not_fit_the_model_is_named():
+    layout = [("dense/kernel", 0, 4, (2, 2))]
+    check_layout(_state(), layout, "F")
     with pytest.raises(CheckpointError, match="shape"):
-        assign_by_path(
-            [Var("dense/kernel", (3, 2))], {"dense/kernel": np.ones((2, 2))}, "weights"
-        )
+        check_layout(_state(), [("dense/kernel", 0, 6, (3, 2))], "F")
     with pytest.raises(CheckpointError, match="missing"):
-        assign_by_path(
-            [Var("other/kernel", (2, 2))], {"dense/kernel": np.ones((2, 2))}, "weights"
-        )
+        check_layout(_state(), [("other/kernel", 0, 4, (2, 2))], "F")
+
+
+def test_a_version_1_checkpoint_written_before_the_format_was_ours_loads(tmp_path):
+    """tests/fixtures/checkpoint_v1 was saved by the code of 2026-11-25, when
+    the optimizer state was Keras Adam's variables."""
+    import shutil
+
+    from mathy_a3c import A3CAgent
+
+    folder = tmp_path / "v1"
+    shutil.copytree(FIXTURES / "checkpoint_v1", folder)
+    old = load_checkpoint(str(folder))
+    assert (old.episodes, old.state.iterations) == (3, 5)
+    assert old.state.momentum.keys() == old.state.weights.keys()
+    agent = A3CAgent(load_config(str(folder)).replace(model_dir=str(folder)))
+    assert agent.resumed and agent.total_episodes == 3
+    assert agent.global_model.iterations == 5
+    agent.save()  # written again in today's format, nothing lost
+    new = load_checkpoint(str(folder))
+    assert new.state.iterations == 5 and new.episodes == 3
+    for part in ("weights", "momentum", "velocity"):
+        for path, value in getattr(old.state, part).items():
+            np.testing.assert_array_equal(getattr(new.state, part)[path], value)
 
 
 def test_only_the_temp_files_of_the_given_writer_are_removed(tmp_path):
@@ -120,7 +136,7 @@ def test_a_save_that_fails_raises_save_error_naming_the_path_and_keeps_the_last(
 
     _save(tmp_path, value=1.0, episodes=3)
     with pytest.raises(SaveError, match=r"could not save .*checkpoint.npz: "):
-        save_checkpoint(str(tmp_path / "gone"), {"a": np.ones(2, np.float32)}, {}, 1, 1)
+        save_checkpoint(str(tmp_path / "gone"), _state(), 1, 1)
     assert load_checkpoint(str(tmp_path)).episodes == 3
 
 
@@ -132,9 +148,12 @@ def _npz(path, **arrays):
 
 GOOD = {
     "model/dense/kernel": np.ones((2, 2), np.float32),
+    "adam/m/dense/kernel": np.ones((2, 2), np.float32),
+    "adam/v/dense/kernel": np.ones((2, 2), np.float32),
+    "adam/iterations": np.asarray(4),
     "counters/episodes": np.asarray(3),
     "counters/steps": np.asarray(9),
-    "format_version": np.asarray(1),
+    "format_version": np.asarray(2),
 }
 
 
@@ -143,6 +162,8 @@ GOOD = {
     [
         ({**GOOD, "format_version": np.asarray(7)}, "has format version 7"),
         ({k: v for k, v in GOOD.items() if k != "format_version"}, "format version -1"),
+        ({k: v for k, v in GOOD.items() if k != "adam/v/dense/kernel"}, "second mom"),
+        ({**GOOD, "adam/iterations": np.asarray([1, 2])}, "adam/iterations"),
         ({k: v for k, v in GOOD.items() if k != "counters/steps"}, "counters/steps"),
         ({**GOOD, "counters/episodes": np.arange(3)}, "counters/episodes"),
         ({**GOOD, "counters/episodes": np.asarray(2.5)}, "counters/episodes"),

@@ -1,11 +1,11 @@
-"""FlatAdam against Keras' Adam, and the global model's flat/Keras hand-over."""
+"""FlatAdam against Keras' Adam (through Keras' public API only)."""
 
 import keras
 import numpy as np
 import pytest
 
 from mathy_a3c.flat_adam import FlatAdam
-from mathy_a3c.model import ActorCritic, GlobalModel
+from mathy_a3c.model import ActorCritic
 
 
 def _gradients(net, steps, seed=0):
@@ -23,11 +23,9 @@ def _split(flat, variables):
 
 
 def test_flat_adam_follows_keras_adam_step_for_step():
-    keras_net, flat_net = ActorCritic(model_size=8), ActorCritic(model_size=8)
-    flat_net.set_weights(keras_net.get_weights())
+    keras_net = ActorCritic(model_size=8)
     optimizer = keras.optimizers.Adam(learning_rate=1e-2)
-    optimizer.build(keras_net.variables)
-    flat = FlatAdam.from_keras(optimizer, keras_net.variables)
+    flat = FlatAdam.fresh(keras_net.flat_weights(), learning_rate=1e-2)
     for grad in _gradients(keras_net, 5):
         optimizer.apply_gradients(
             zip(_split(grad, keras_net.variables), keras_net.variables, strict=True)
@@ -37,60 +35,17 @@ def test_flat_adam_follows_keras_adam_step_for_step():
     assert flat.iterations == int(optimizer.iterations.numpy()) == 5
 
 
-def test_flat_adam_round_trips_through_keras_and_rejects_bad_shapes():
-    net = ActorCritic(model_size=8)
-    optimizer = keras.optimizers.Adam(learning_rate=1e-2)
-    optimizer.build(net.variables)
-    flat = FlatAdam.from_keras(optimizer, net.variables)
-    for grad in _gradients(net, 3):
-        flat.apply(grad)
-    flat.to_keras(optimizer, net.variables)
-    again = FlatAdam.from_keras(optimizer, net.variables)
-    np.testing.assert_array_equal(again.weights, flat.weights)
-    np.testing.assert_array_equal(again.momentum, flat.momentum)
-    np.testing.assert_array_equal(again.velocity, flat.velocity)
-    assert again.iterations == 3
+def test_flat_adam_rejects_gradients_of_another_shape():
+    flat = FlatAdam.fresh(np.zeros(5, np.float32), learning_rate=1e-2)
     with pytest.raises(ValueError, match="gradient has shape"):
         flat.apply(np.zeros(3, np.float32))
 
 
-def test_global_model_mixes_flat_and_keras_updates_like_keras_alone():
-    """Remote updates, then a snapshot or a thread's update, lose nothing."""
-    grads = _gradients(ActorCritic(model_size=8), 4, seed=1)
-    reference = GlobalModel(ActorCritic(model_size=8), learning_rate=1e-2)
-    mixed = GlobalModel(ActorCritic(model_size=8), learning_rate=1e-2)
-    mixed.network.set_weights(reference.network.get_weights())
-    for grad in grads:
-        reference.optimizer.apply_gradients(
-            zip(
-                _split(grad, reference.network.variables),
-                reference.network.variables,
-                strict=True,
-            )
-        )
-    for grad in grads[:2]:
-        mixed.apply_flat(grad)
-    weights, _ = mixed.snapshot()  # hands the state back to Keras
-    np.testing.assert_array_equal(
-        np.concatenate([w.ravel() for w in weights]), mixed.network.flat_weights()
-    )
-    for grad in grads[2:]:
-        returned = mixed.apply_flat(grad)
-    np.testing.assert_array_equal(returned, mixed.flat_weights())
-    mixed.sync()
-    np.testing.assert_allclose(
-        mixed.network.flat_weights(), reference.network.flat_weights(), atol=1e-6
-    )
-    assert int(mixed.optimizer.iterations.numpy()) == 4
-
-
 def test_flat_adam_scales_its_step_by_the_learning_rate_factor():
     net = ActorCritic(model_size=8)
-    optimizer = keras.optimizers.Adam(learning_rate=1e-2)
-    optimizer.build(net.variables)
     grads = _gradients(net, 3)
     full, scaled, frozen = (
-        FlatAdam.from_keras(optimizer, net.variables) for _ in "abc"
+        FlatAdam.fresh(net.flat_weights(), learning_rate=1e-2) for _ in "abc"
     )
     start = full.weights.copy()
     for grad in grads[:2]:  # same state before the compared step

@@ -5,14 +5,9 @@ import pytest
 import tensorflow as tf
 
 from mathy_a3c.envs import ACTION_SIZE, MathyTask, stack, typed_state
-from mathy_a3c.model import (
-    MASKED_LOGIT,
-    ActorCritic,
-    GlobalModel,
-    NumpyActor,
-    masked_probabilities,
-    sample_action,
-)
+from mathy_a3c.model import ActorCritic
+from mathy_a3c.numpy_actor import NumpyActor
+from mathy_a3c.policy import MASKED_LOGIT, masked_probabilities, sample_action
 
 
 @pytest.fixture(scope="module")
@@ -63,30 +58,6 @@ def test_gradients_are_clipped_and_entropy_counts_valid_actions_only(batch):
     assert 0.0 < terms.entropy <= float(np.mean(np.log(valid))) + 1e-5
 
 
-def test_global_model_applies_gradients_and_copies_weights(batch):
-    local = ActorCritic(model_size=8)
-    shared = GlobalModel(ActorCritic(model_size=8), learning_rate=1e-2)
-    shared.copy_to(local)
-    for a, b in zip(local.get_weights(), shared.network.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
-    before = shared.network.get_weights()
-    actions = [int(np.flatnonzero(m)[0]) for m in batch.mask]
-    local.compute_gradients(batch, actions, np.ones(6), np.ones(6))
-    returned = shared.apply_flat(local.flat_gradients())
-    np.testing.assert_array_equal(returned, shared.flat_weights())
-    shared.sync()
-    after = shared.network.get_weights()
-    np.testing.assert_array_equal(returned, shared.network.flat_weights())
-    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
-    assert int(shared.optimizer.iterations.numpy()) == 1
-    # The threads path: apply the local gradients, resync, return the weights.
-    flat = shared.update(local)
-    np.testing.assert_array_equal(flat, local.flat_weights())
-    shared.sync()
-    np.testing.assert_array_equal(flat, shared.network.flat_weights())
-    assert int(shared.optimizer.iterations.numpy()) == 2
-
-
 def _random_weights(net, seed=0):
     rng = np.random.default_rng(seed)
     for v in net.variables:
@@ -96,7 +67,7 @@ def _random_weights(net, seed=0):
 def test_numpy_actor_matches_the_keras_model():
     net = ActorCritic(model_size=16)
     _random_weights(net)
-    actor = NumpyActor(net)
+    actor = NumpyActor(net.layout, net.flat_weights())
     for topic in ("poly", "complex", "poly-commute"):
         task = MathyTask([topic], "normal", seed=2)
         for _ in range(5):
@@ -190,7 +161,7 @@ def test_gradients_from_the_flat_vector_match_a_tape_over_the_variables(batch):
     advantages = np.linspace(-1.0, 2.0, 6).astype(np.float32)
     returns = np.linspace(0.5, 1.5, 6).astype(np.float32)
     terms = net.compute_gradients(batch, actions, advantages, returns)
-    from mathy_a3c.model import masked_policy_logits, trimmed
+    from mathy_a3c.networks import masked_policy_logits, trimmed
 
     inputs = trimmed(batch)
     with tf.GradientTape() as tape:
@@ -219,20 +190,22 @@ def test_gradients_from_the_flat_vector_match_a_tape_over_the_variables(batch):
     np.testing.assert_allclose(net.flat_gradients(), expected * scale, atol=1e-6)
 
 
-def test_gradients_skip_tensorflows_argument_binding_and_agree_with_it(batch):
-    """The gradient call goes straight to TensorFlow on this TensorFlow (the
-    fast path is taken), and gives what the public concrete call gives."""
-    net = ActorCritic(model_size=8)
-    _random_weights(net, seed=6)
-    actions = np.array([int(np.flatnonzero(m)[0]) for m in batch.mask])
-    args = (batch, actions, np.linspace(-1, 1, 6), np.ones(6))
-    assert net._run_gradients.fast
-    fast = net.compute_gradients(*args), net.flat_gradients()
-    net._run_gradients.fast = False  # the public call, as a fallback takes it
-    public = net.compute_gradients(*args), net.flat_gradients()
-    assert fast[0] == public[0]
-    np.testing.assert_array_equal(fast[1], public[1])
-    assert net._gradients_fn.experimental_get_tracing_count() == 1
+def test_a_seed_gives_the_same_weights_and_builds_touch_no_global_random_state():
+    import random
+
+    import keras
+
+    before = (random.getstate(), np.random.get_state()[1].copy())
+    a, b = ActorCritic(model_size=8, seed=5), ActorCritic(model_size=8, seed=5)
+    np.testing.assert_array_equal(a.flat_weights(), b.flat_weights())
+    other = ActorCritic(model_size=8, seed=6)
+    assert not np.array_equal(a.flat_weights(), other.flat_weights())
+    assert random.getstate() == before[0]
+    np.testing.assert_array_equal(np.random.get_state()[1], before[1])
+    keras.utils.set_random_seed(1)  # a program's own seeding changes nothing here
+    np.testing.assert_array_equal(
+        ActorCritic(model_size=8, seed=5).flat_weights(), a.flat_weights()
+    )
 
 
 def test_handed_over_weights_are_used_and_reach_the_keras_variables_when_read(batch):

@@ -1,0 +1,126 @@
+"""The networks' forward passes in numpy, for acting one state at a time.
+
+A TensorFlow call costs about a millisecond per step on CPU, mostly per-op
+overhead; the same arithmetic in numpy on a trimmed expression is several
+times faster. Workers act with these mirrors of their local model and compute
+gradients with the Keras model. ``tests/test_model.py`` pins both to the
+Keras outputs.
+
+They read weights from one flat float32 vector laid out as
+:attr:`mathy_a3c.model.ActorCritic.layout` says: ``(path, start, end, shape)``
+per variable, the path being the Keras variable's (``conv_0/kernel``).
+No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .envs import MAX_NODES, NUM_RULES
+from .policy import MASKED_LOGIT
+
+#: ``(path, start, end, shape)`` of each variable in a flat weight vector.
+Layout = list[tuple[str, int, int, tuple[int, ...]]]
+#: Dilations of the residual convolution stack (see mathy_a3c.networks).
+DILATIONS = (1, 2, 4)
+
+
+def _by_path(layout: Layout, flat: np.ndarray) -> dict[str, np.ndarray]:
+    return {path: flat[a:b].reshape(shape) for path, a, b, shape in layout}
+
+
+class VectorNumpyActor:
+    """The vector (gym topic) network's forward pass in numpy."""
+
+    def __init__(self, layout: Layout, flat: np.ndarray) -> None:
+        self.layout = layout
+        self.refresh(flat)
+
+    def refresh(self, flat: np.ndarray) -> None:
+        """Take new weights (a flat vector laid out as :attr:`layout`)."""
+        w = _by_path(self.layout, flat)
+        self.policy = [(w[f"policy_{i}/kernel"], w[f"policy_{i}/bias"]) for i in (0, 1)]
+        self.value = [(w[f"value_{i}/kernel"], w[f"value_{i}/bias"]) for i in (0, 1)]
+        self.policy_head = (w["policy_head/kernel"], w["policy_head/bias"])
+        self.value_head = (w["value_head/kernel"][:, 0], w["value_head/bias"][0])
+
+    def __call__(self, obs: Any) -> tuple[np.ndarray, float]:
+        """Masked logits [n_actions] and value for one observation."""
+        p = v = obs.vector
+        for kernel, bias in self.policy:
+            p = np.tanh(p @ kernel + bias)
+        for kernel, bias in self.value:
+            v = np.tanh(v @ kernel + bias)
+        logits = (p @ self.policy_head[0] + self.policy_head[1]).astype(np.float32)
+        logits[obs.mask <= 0] = MASKED_LOGIT
+        return logits, float(v @ self.value_head[0] + self.value_head[1])
+
+
+class NumpyActor:
+    """The Mathy network's forward pass in numpy, for one observation."""
+
+    def __init__(self, layout: Layout, flat: np.ndarray) -> None:
+        self.layout = layout
+        self.refresh(flat)
+
+    def refresh(self, flat: np.ndarray) -> None:
+        """Take new weights (a flat vector laid out as :attr:`layout`)."""
+        w = _by_path(self.layout, flat)
+        self.embedding = w["node_embedding/embeddings"]
+        self.value_kernel = w["value_projection/kernel"][0]
+        self.value_bias = w["value_projection/bias"]
+        self.last_kernel = w["last_action/kernel"][0]
+        self.context = (w["context/kernel"], w["context/bias"])
+        self.convs = [
+            (w[f"conv_{i}/kernel"], w[f"conv_{i}/bias"], dilation)
+            for i, dilation in enumerate(DILATIONS)
+        ]
+        self.attention = [
+            (w[f"attention_{p}/kernel"], w[f"attention_{p}/bias"])
+            for p in ("query", "key", "value", "output")
+        ]
+        self.summary = (w["summary/kernel"], w["summary/bias"])
+        self.policy_hidden = (w["policy_hidden/kernel"], w["policy_hidden/bias"])
+        self.policy_head = (w["policy_head/kernel"], w["policy_head/bias"])
+        self.value_hidden = (w["value_hidden/kernel"], w["value_hidden/bias"])
+        self.value_head = (w["value_head/kernel"][:, 0], w["value_head/bias"][0])
+
+    def __call__(self, obs: Any) -> tuple[np.ndarray, float]:
+        """Masked logits [ACTION_SIZE] and value for one :class:`Observation`."""
+        n = max(1, int(np.count_nonzero(obs.nodes)))
+        nodes = obs.nodes[:n]
+        ctx_in = np.concatenate([obs.type, obs.time, obs.history])
+        context = ctx_in @ self.context[0] + self.context[1]
+        x = self.embedding[nodes] + np.outer(obs.values[:n], self.value_kernel)
+        x += np.outer(obs.last[:n], self.last_kernel)
+        x = np.maximum(x + self.value_bias + context, 0.0)
+        for kernel, bias, r in self.convs:
+            # "same" padding: node i sees nodes i - r, i and i + r (zeros outside).
+            h = x @ kernel[1]
+            if r < n:
+                h[r:] += x[: n - r] @ kernel[0]
+                h[: n - r] += x[r:] @ kernel[2]
+            x = x + np.maximum(h + bias, 0.0)
+        (wq, bq), (wk, bk), (wv, bv), (wo, bo) = self.attention
+        scores = (x @ wq + bq) @ (x @ wk + bk).T / np.sqrt(x.shape[1])
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+        x = x + (scores @ (x @ wv + bv)) @ wo + bo
+        pooled = x.mean(axis=0)
+        summary = np.maximum(pooled @ self.summary[0] + self.summary[1], 0.0)
+        x = np.maximum(
+            (x + summary) @ self.policy_hidden[0] + self.policy_hidden[1], 0.0
+        )
+        per_node = x @ self.policy_head[0] + self.policy_head[1]  # [n, rules]
+        logits = np.full((NUM_RULES, MAX_NODES), MASKED_LOGIT, np.float32)
+        logits[:, :n] = per_node.T
+        flat = logits.reshape(-1)
+        flat[obs.mask <= 0] = MASKED_LOGIT
+        hidden_in = np.concatenate([pooled, x.max(axis=0), context])
+        hidden = np.maximum(
+            hidden_in @ self.value_hidden[0] + self.value_hidden[1], 0.0
+        )
+        value = float(hidden @ self.value_head[0] + self.value_head[1])
+        return flat, value
