@@ -14,8 +14,9 @@ In one run, on the same topic and difficulty, it measures:
   tracing are excluded;
 * the ratio of each training rate to each raw rate, and of each processes rate
   to the threads rate with the same number of workers;
-* ``transport_ms``: what one update costs on the processes backend's pipe:
-  gradients there and weights back, pickled, between two processes;
+* ``transport_ms``: one pipe round trip between two processes carrying this
+  model's weights both ways, pickled: what an update would cost the
+  processes backend without the shared memory it uses;
 * ``two_runs``: two threads-backend runs with 2 workers each, started at the
   same moment as two separate commands (a seed sweep does that), and their
   combined rate against one such run alone (``two_runs_vs_one``): no run may
@@ -174,7 +175,7 @@ def _echo(conn) -> None:  # a stand-in worker process for the transport timing
 
 
 def transport_ms(rounds: int = 200) -> float:
-    """One update's pipe traffic: this model's gradients there, weights back."""
+    """A pipe round trip carrying the weights both ways (no shared memory)."""
     import multiprocessing
 
     from mathy_a3c.model import ActorCritic

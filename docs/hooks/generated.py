@@ -129,7 +129,7 @@ def _throughput_table() -> str:
             k[: -len("_steps_per_s")]
             for r in runs
             for k in r
-            if k.endswith("_steps_per_s") and not k.startswith("raw")
+            if k.endswith("_steps_per_s") and not k.startswith(("raw", "two_runs"))
         },
         key=lambda k: (
             k.split("_")[0] != "threads",
@@ -163,9 +163,19 @@ def _throughput_table() -> str:
         "",
         f"Raw environment, random valid actions, one process: {raw:.0f} steps/s "
         f"through mathy_envs' gymnasium env, {env:.0f} steps/s through "
-        f"`MathyTask`. Processes transport: {transport:.2f} ms per update "
-        f"(gradients there, weights back). Medians of {len(runs)} runs.",
+        f"`MathyTask`. One pipe round trip carrying the weights both ways: "
+        f"{transport:.2f} ms (the processes backend shares memory instead). "
+        f"Medians of {len(runs)} runs.",
     ]
+    pairs = [r["two_runs_vs_one"] for r in runs if "two_runs_vs_one" in r]
+    if pairs:
+        rows += [
+            "",
+            "Two threads runs with 2 workers each, started side by side: together "
+            f"{_median(pairs):.2f}x one run alone (median of "
+            + ", ".join(f"{p:.2f}" for p in pairs)
+            + ").",
+        ]
     return "\n".join(rows)
 
 
