@@ -50,6 +50,13 @@ LR_SCHEDULES: tuple[str, ...] = ("linear", "constant")
 #: Agents that ``mathy train`` knows.
 AGENTS: tuple[str, ...] = ("a3c",)
 
+#: How ``simplify`` and ``evaluate`` may search with a trained model: not at
+#: all (play the policy), or a Monte Carlo tree search it guides
+#: (mathy_a3c.search); simulations per move, by default and at most.
+SEARCHES: tuple[str, ...] = ("none", "mcts")
+DEFAULT_SIMULATIONS = 100
+MAX_SIMULATIONS = 100_000
+
 
 #: How a setting may change when a run resumes a saved model
 #: (:meth:`A3CConfig.changes_from`):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -276,6 +277,19 @@ def test_simplify_prints_every_step_and_exits_by_outcome(trained):
         assert result.exit_code == 1 and lines[-1].startswith("Not simplified: ")
 
 
+def test_simplify_by_search_lists_its_steps_and_what_it_cost(trained):
+    result = runner.invoke(
+        app,
+        ["simplify", "4x + 2x + 7y + y", "--model", trained, "--search", "mcts"],
+    )
+    assert result.exit_code == 0, result.output  # a search of 100 finds this one
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "Problem: 4x + 2x + 7y + y"
+    assert all(" | " in line for line in lines[1:-2]) and len(lines) >= 4
+    assert re.fullmatch(r"Search: \d+ simulations, \d+ states, [\d.]+ s", lines[-2])
+    assert lines[-1].startswith("Simplified: ")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -319,6 +333,14 @@ def test_simplify_prints_every_step_and_exits_by_outcome(trained):
         (["problems", "poly", "--number", "0"], "--number must be from 1 to 100000"),
         (["problems", "poly", "--seed", "99999999999"], "--seed must be from 0 to"),
         (["evaluate"], "Missing argument 'FOLDER'."),
+        (
+            ["simplify", "2x", "--model", "MODEL", "--search", "bfs"],
+            "Unknown search 'bfs'. Valid searches: none, mcts",
+        ),
+        (
+            ["evaluate", "MODEL", "--search", "mcts", "--simulations", "0"],
+            "--simulations must be from 1 to 100000; got 0",
+        ),
     ],
 )
 def test_bad_input_to_the_model_commands(args, message, trained):
@@ -371,6 +393,16 @@ def test_evaluate_prints_a_table_and_json(trained, tmp_path):
         "random_win_rate",
     ):
         assert 0.0 <= row[key] <= 30
+    searched = runner.invoke(
+        app,
+        ["evaluate", trained, "--problems", "4", "--difficulty", "easy"]
+        + ["--search", "mcts", "--simulations", "20", "--json"],
+    )
+    assert searched.exit_code == 0, searched.output
+    (row,) = json.loads(searched.output)["results"]
+    assert 0.0 <= row["search_win_rate"] <= 1.0
+    assert 0.0 < row["search_seconds_median"] <= row["search_seconds_p95"]
+    assert row["search_simulations"] == 20
 
 
 def test_problems_prints_generated_problems_with_complexity():
