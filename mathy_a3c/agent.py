@@ -206,16 +206,16 @@ class A3CAgent:
         strategy: str = "no-revisit",
         max_steps: int | None = None,
         on_step: Callable[[Step], None] | None = None,
-        search: str = "none",
+        search: str = "mcts",
         simulations: int = DEFAULT_SIMULATIONS,
     ) -> Solution:
         """Simplify a typed problem step by step; see :mod:`mathy_a3c.inference`.
 
         The problem is observed exactly like a generated problem of ``topic``
-        (default: the first topic the model trained on). With
-        ``search="mcts"`` a tree search guided by the model chooses the steps
-        (``simulations`` per move; ``strategy`` is then unused) and
-        ``Solution.search`` says what it did. Raises
+        (default: the first topic the model trained on). By default a tree
+        search guided by the model chooses the steps (``simulations`` per
+        move), and ``Solution.search`` says what it did; ``search="none"``
+        plays the policy with ``strategy`` instead. Raises
         :class:`~mathy_a3c.envs.ProblemError` (a ``ValueError``) for a problem
         that cannot be played: one the parser rejects, or one too large for
         the model.

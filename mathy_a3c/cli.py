@@ -375,8 +375,14 @@ def _check_count(option: str, value: int, high: int) -> None:
         _fail(f"{option} must be from 1 to {high}; got {value}")
 
 
-def _search_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def _search_options(
+    default: str,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--search`` and ``--simulations``, for simplify and evaluate."""
+    return lambda command: _with_search_options(command, default)
+
+
+def _with_search_options(command: Callable[..., Any], default: str) -> Any:
     command = click.option(
         "--simulations",
         type=int,
@@ -387,7 +393,7 @@ def _search_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
     return click.option(
         "--search",
-        default="none",
+        default=default,
         show_default=True,
         help="none, or mcts: a Monte Carlo tree search guided by the model "
         "(its policy proposes, its value judges), for problems greedy play "
@@ -417,9 +423,9 @@ def _check_search(search: str, simulations: int) -> None:
     default="no-revisit",
     show_default=True,
     help="greedy, no-revisit (greedy, but never back to an expression already "
-    "seen while another action exists) or sample; unused with --search mcts.",
+    "seen while another action exists) or sample; used with --search none.",
 )
-@_search_options
+@_search_options("mcts")
 def simplify(
     problem: str,
     model: str,
@@ -518,7 +524,7 @@ def simplify(
     "'# group: NAME' lines start a group.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_search_options
+@_search_options("none")
 def evaluate(
     folder: str,
     topics: str | None,

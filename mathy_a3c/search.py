@@ -158,6 +158,20 @@ class MCTS:
         stats.seconds = time.perf_counter() - start
         return SearchResult(played, win, stats)
 
+    def choose(self, task: MathyTask) -> int:
+        """One move for ``task``'s current state (``task`` is not changed):
+        the first move of a won path if the search finds one, else the most
+        visited move. ``mcts_worker_*`` training strategies play this."""
+        assert task.state is not None, "start the task first"
+        root = _Node(starting(task.env, task.state))
+        won = self._search(task, root, SearchStats(nodes=1))
+        if won:
+            return won[0][0]
+        assert root.actions is not None
+        if not len(root.actions):
+            raise ValueError(f"no valid move in {task.state.agent.problem!r}")
+        return int(root.actions[int(np.argmax(root.visits + 1e-6 * root.priors))])
+
     # -- the search ----------------------------------------------------------
     def _search(
         self, task: MathyTask, root: _Node, stats: SearchStats

@@ -263,10 +263,11 @@ def test_transfer_from_a_folder_without_a_model_is_a_clear_error(tmp_path):
     assert "does not exist" in result.output
 
 
-def test_simplify_prints_every_step_and_exits_by_outcome(trained):
+def test_simplify_without_search_prints_every_step_and_exits_by_outcome(trained):
     result = runner.invoke(
         app,
-        ["simplify", "4x + 2x + 7y^2 + y^2", "--model", trained, "--max-steps", "20"],
+        ["simplify", "4x + 2x + 7y^2 + y^2", "--model", trained, "--max-steps", "20"]
+        + ["--search", "none"],
     )
     lines = result.output.strip().splitlines()
     assert lines[0] == "Problem: 4x + 2x + 7y^2 + y^2"
@@ -277,11 +278,8 @@ def test_simplify_prints_every_step_and_exits_by_outcome(trained):
         assert result.exit_code == 1 and lines[-1].startswith("Not simplified: ")
 
 
-def test_simplify_by_search_lists_its_steps_and_what_it_cost(trained):
-    result = runner.invoke(
-        app,
-        ["simplify", "4x + 2x + 7y + y", "--model", trained, "--search", "mcts"],
-    )
+def test_simplify_searches_by_default_and_lists_its_steps_and_cost(trained):
+    result = runner.invoke(app, ["simplify", "4x + 2x + 7y + y", "--model", trained])
     assert result.exit_code == 0, result.output  # a search of 100 finds this one
     lines = result.output.strip().splitlines()
     assert lines[0] == "Problem: 4x + 2x + 7y + y"
