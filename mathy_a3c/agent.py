@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,13 @@ from .checkpoint import (
     save_checkpoint,
     save_config,
 )
-from .config import DIFFICULTIES, A3CConfig, SettingChange
+from .config import (
+    DEFAULT_SIMULATIONS,
+    DIFFICULTIES,
+    SEARCHES,
+    A3CConfig,
+    SettingChange,
+)
 from .envs import MathyTask, Observation, typed_state
 from .folder import (
     FolderError,
@@ -62,11 +69,13 @@ from .folder import (
     inspect_folder,
     refuse_other_files,
 )
-from .inference import Solution, Step, solve
+from .inference import Solution, Step, search_solve, solve
 from .interrupts import StopSignals
 from .model import network_for
+from .numpy_actor import NumpyActor
 from .parameter_server import GlobalModel
 from .policy import masked_probabilities
+from .search import MCTS
 from .tasks import task_spec
 
 
@@ -197,15 +206,24 @@ class A3CAgent:
         strategy: str = "no-revisit",
         max_steps: int | None = None,
         on_step: Callable[[Step], None] | None = None,
+        search: str = "mcts",
+        simulations: int = DEFAULT_SIMULATIONS,
     ) -> Solution:
         """Simplify a typed problem step by step; see :mod:`mathy_a3c.inference`.
 
         The problem is observed exactly like a generated problem of ``topic``
-        (default: the first topic the model trained on). Raises
+        (default: the first topic the model trained on). By default a tree
+        search guided by the model chooses the steps (``simulations`` per
+        move), and ``Solution.search`` says what it did; ``search="none"``
+        plays the policy with ``strategy`` instead. Raises
         :class:`~mathy_a3c.envs.ProblemError` (a ``ValueError``) for a problem
         that cannot be played: one the parser rejects, or one too large for
         the model.
         """
+        if search not in SEARCHES:
+            raise ValueError(
+                f"Unknown search {search!r}. Valid searches: {', '.join(SEARCHES)}"
+            )
         if self.config.is_gym:
             raise ValueError(
                 f"simplify needs a model trained on Mathy topics; this one was "
@@ -216,7 +234,16 @@ class A3CAgent:
         task = MathyTask([topic], difficulty, seed=self.config.seed)
         state = typed_state(task.env, problem, difficulty)
         observation = task.start(state)
+        if search == "mcts":
+            searcher = MCTS(self.search_evaluator(), simulations=simulations)
+            return search_solve(task, searcher, max_steps, on_step)
         return solve(task, observation, self.network.step, strategy, max_steps, on_step)
+
+    def search_evaluator(self) -> Callable[[list[Any]], tuple[Any, Any]]:
+        """The batched numpy forward pass a search evaluates its leaves with."""
+        actor = self.network.numpy_actor()
+        assert isinstance(actor, NumpyActor), "search needs a Mathy model"
+        return actor.batch
 
     # ------------------------------------------------------------------
     def _restore(self, folder: str, saved: A3CConfig, with_optimizer: bool) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -25,8 +25,11 @@ from click.core import ParameterSource
 from . import __version__
 from .config import (
     AGENTS,
+    DEFAULT_SIMULATIONS,
     DIFFICULTIES,
     MAX_SEED,
+    MAX_SIMULATIONS,
+    SEARCHES,
     TOPICS,
     A3CConfig,
     ConfigError,
@@ -372,6 +375,38 @@ def _check_count(option: str, value: int, high: int) -> None:
         _fail(f"{option} must be from 1 to {high}; got {value}")
 
 
+def _search_options(
+    default: str,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--search`` and ``--simulations``, for simplify and evaluate."""
+    return lambda command: _with_search_options(command, default)
+
+
+def _with_search_options(command: Callable[..., Any], default: str) -> Any:
+    command = click.option(
+        "--simulations",
+        type=int,
+        default=DEFAULT_SIMULATIONS,
+        show_default=True,
+        help=f"Search simulations per move (at most {MAX_SIMULATIONS}); each "
+        f"evaluates one new state with the model.",
+    )(command)
+    return click.option(
+        "--search",
+        default=default,
+        show_default=True,
+        help="none, or mcts: a Monte Carlo tree search guided by the model "
+        "(its policy proposes, its value judges), for problems greedy play "
+        "cannot solve.",
+    )(command)
+
+
+def _check_search(search: str, simulations: int) -> None:
+    if search not in SEARCHES:
+        _fail(f"Unknown search {search!r}. Valid searches: {', '.join(SEARCHES)}")
+    _check_count("--simulations", simulations, MAX_SIMULATIONS)
+
+
 @app.command()
 @click.argument("problem")
 @click.option("--model", "-m", required=True, help="A trained model folder.")
@@ -388,10 +423,17 @@ def _check_count(option: str, value: int, high: int) -> None:
     default="no-revisit",
     show_default=True,
     help="greedy, no-revisit (greedy, but never back to an expression already "
-    "seen while another action exists) or sample.",
+    "seen while another action exists) or sample; used with --search none.",
 )
+@_search_options("mcts")
 def simplify(
-    problem: str, model: str, max_steps: int | None, topic: str | None, strategy: str
+    problem: str,
+    model: str,
+    max_steps: int | None,
+    topic: str | None,
+    strategy: str,
+    search: str,
+    simulations: int,
 ) -> None:
     """Simplify PROBLEM step by step with a trained model.
 
@@ -405,6 +447,7 @@ def simplify(
         _fail(
             f"Unknown strategy {strategy!r}. Valid strategies: {', '.join(STRATEGIES)}"
         )
+    _check_search(search, simulations)
     _check_topic(topic)
     if max_steps is not None:
         _check_count("--max-steps", max_steps, MAX_STEPS)
@@ -430,9 +473,17 @@ def simplify(
                 f"  {next(count):>3} | {step.rule[:26]:<26} @{step.node:<3} | "
                 f"{step.expression}"
             ),
+            search=search,
+            simulations=simulations,
         )
     except ProblemError as error:
         _fail(str(error))
+    if solution.search is not None:
+        stats = solution.search
+        click.echo(
+            f"Search: {stats.simulations} simulations, {stats.nodes} states, "
+            f"{stats.seconds:.2f} s"
+        )
     if solution.win:
         click.echo(f"Simplified: {solution.final} ({len(solution.steps)} steps)")
         return
@@ -473,6 +524,7 @@ def simplify(
     "'# group: NAME' lines start a group.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_search_options("none")
 def evaluate(
     folder: str,
     topics: str | None,
@@ -481,14 +533,18 @@ def evaluate(
     seed: int,
     problems_file: str | None,
     as_json: bool,
+    search: str,
+    simulations: int,
 ) -> None:
-    """Win rates of a trained model: greedy, no-revisit and random play."""
+    """Win rates of a trained model: greedy, no-revisit and random play, and
+    with --search mcts a tree search, with its time per problem."""
     from .checkpoint import CheckpointError, load_config
     from .envs import ProblemError
     from .evaluation import evaluate as run
     from .evaluation import generated_states, read_problems, typed_states
 
     _check_count("--problems", problems, MAX_PROBLEMS)
+    _check_search(search, simulations)
     if not 0 <= seed <= MAX_SEED:
         _fail(f"--seed must be from 0 to {MAX_SEED}; got {seed}")
     try:
@@ -502,6 +558,8 @@ def evaluate(
     except CheckpointError as error:
         _fail(str(error))
     if config.is_gym:
+        if search != "none":
+            _fail(f"--search {search} needs a model trained on Mathy topics")
         _evaluate_gym(folder, config.topics[0], problems, seed, as_json)
         return
     # A curriculum model is measured at every difficulty it may have played.
@@ -522,22 +580,34 @@ def evaluate(
             states = typed_states(topic, texts, levels[0])
             sets.append((topic, levels[0], f"file: {group}", states))
     agent = _load(folder)
+    searcher = None
+    if search == "mcts":
+        from .evaluation import evaluate_search
+        from .search import MCTS
+
+        searcher = MCTS(agent.search_evaluator(), simulations=simulations)
     rows = []
     for topic, level, label, states in sets:
         greedy = run(topic, states, agent.network.predict, "greedy", level)
         safe = run(topic, states, agent.network.predict, "no-revisit", level)
         rand = run(topic, states, None, difficulty=level, seed=seed)
-        rows.append(
-            {
-                "topic": topic,
-                "set": label,
-                "problems": greedy.problems,
-                "greedy_win_rate": round(greedy.win_rate, 4),
-                "no_revisit_win_rate": round(safe.win_rate, 4),
-                "greedy_mean_steps": round(greedy.mean_steps, 2),
-                "random_win_rate": round(rand.win_rate, 4),
-            }
-        )
+        row: dict[str, Any] = {
+            "topic": topic,
+            "set": label,
+            "problems": greedy.problems,
+            "greedy_win_rate": round(greedy.win_rate, 4),
+            "no_revisit_win_rate": round(safe.win_rate, 4),
+            "greedy_mean_steps": round(greedy.mean_steps, 2),
+            "random_win_rate": round(rand.win_rate, 4),
+        }
+        if searcher is not None:
+            found = evaluate_search(topic, states, searcher, level)
+            row["search_win_rate"] = round(found.win_rate, 4)
+            row["search_mean_steps"] = round(found.mean_steps, 2)
+            row["search_seconds_median"] = round(found.seconds_median, 4)
+            row["search_seconds_p95"] = round(found.seconds_p95, 4)
+            row["search_simulations"] = simulations
+        rows.append(row)
     columns = [
         ("topic", "topic", "<26"),
         ("set", "set", "<36"),
@@ -547,6 +617,12 @@ def evaluate(
         ("greedy_mean_steps", "steps", ">6.2f"),
         ("random_win_rate", "random", ">7.3f"),
     ]
+    if searcher is not None:
+        columns += [
+            ("search_win_rate", "search", ">7.3f"),
+            ("search_seconds_median", "s/problem", ">9.3f"),
+            ("search_seconds_p95", "p95 s", ">7.3f"),
+        ]
     _print_results(folder, seed, rows, columns, as_json)
 
 

@@ -50,6 +50,18 @@ LR_SCHEDULES: tuple[str, ...] = ("linear", "constant")
 #: Agents that ``mathy train`` knows.
 AGENTS: tuple[str, ...] = ("a3c",)
 
+#: How workers choose their actions while training (as in Mathy): every
+#: worker samples from the policy ("a3c"), or worker 0 ("mcts_worker_0") or
+#: every worker but 0 ("mcts_worker_n") plays the move a tree search picks.
+ACTION_STRATEGIES: tuple[str, ...] = ("a3c", "mcts_worker_0", "mcts_worker_n")
+
+#: How ``simplify`` and ``evaluate`` may search with a trained model: not at
+#: all (play the policy), or a Monte Carlo tree search it guides
+#: (mathy_a3c.search); simulations per move, by default and at most.
+SEARCHES: tuple[str, ...] = ("none", "mcts")
+DEFAULT_SIMULATIONS = 100
+MAX_SIMULATIONS = 100_000
+
 
 #: How a setting may change when a run resumes a saved model
 #: (:meth:`A3CConfig.changes_from`):
@@ -194,6 +206,20 @@ class A3CConfig:
         "global model (an episode's end also triggers an update).",
         resume="learning",
     )
+    action_strategy: str = _field(
+        "a3c",
+        "How workers choose actions: a3c (sample from the policy), "
+        "mcts_worker_0 (worker 0 plays the move a tree search guided by its "
+        "local model picks, the others sample) or mcts_worker_n (every worker "
+        "but 0 searches). Gradients are always A3C's, for the actions taken.",
+        resume="learning",
+    )
+    mcts_sims: int = _field(
+        10,
+        f"Tree-search simulations per move for the searching workers of "
+        f"action_strategy (1 to {MAX_SIMULATIONS}).",
+        resume="learning",
+    )
     worker_wait: float = _field(
         0.0,
         "Milliseconds every worker except worker 0 sleeps between actions "
@@ -326,6 +352,13 @@ class A3CConfig:
             )
         _one_of(self, "lr_schedule", LR_SCHEDULES)
         _one_of(self, "backend", BACKENDS)
+        _one_of(self, "action_strategy", ACTION_STRATEGIES)
+        _int_in(self, "mcts_sims", 1, MAX_SIMULATIONS)
+        if self.is_gym and self.action_strategy != "a3c":
+            raise ConfigError(
+                f"{field_name('action_strategy')} {self.action_strategy} needs "
+                f"Mathy topics; {self.topics[0]} has no tree to search"
+            )
         if not self.model_dir.strip() or "\x00" in self.model_dir:
             raise ConfigError(
                 f"{field_name('model_dir')} must be a folder path; got "

@@ -142,6 +142,9 @@ class StepResult(NamedTuple):
     """The episode ended by a time limit, not by the task: ``observation`` is
     a real next state whose value the return should bootstrap from. (Mathy's
     move limit is part of its game, a loss, so Mathy never sets this.)"""
+    state: Any = None
+    """The environment state after the step (Mathy topics: a
+    ``MathyEnvState``; the state before it where the step raised)."""
 
 
 def _rand_vars_in_sorted_order(
@@ -484,42 +487,63 @@ class MathyTask:
     def step(self, action: int) -> StepResult:
         """Apply a flat action ``rule * MAX_NODES + node``."""
         assert self.state is not None, "call reset() first"
-        rule, node = divmod(int(action), MAX_NODES)
-        rule_name = self.env.rules[rule].name
-        try:
-            state, transition, _ = self.env.get_next_state(self.state, (rule, node))
-            observation = observe(self.env, state)
-        except Exception as error:
-            # mathy_envs can raise on an action a mask allowed (see the module
-            # docstring), and on typed problems its rules were not written for
-            # (an equation, arithmetic that overflows): score it as a lost
-            # episode, with the error in the report, instead of crashing.
-            observation = observe(self.env, self.state)
-            return StepResult(
-                observation=observation,
-                reward=float(self.env.get_lose_signal(self.state)),
-                done=True,
-                win=False,
-                rule=rule_name,
-                node=node,
-                expression=self.state.agent.problem,
-                error=(
-                    f"{type(error).__name__} applying {rule_name} at node {node} "
-                    f"of {self.state.agent.problem!r}: "
-                    + " ".join(str(error).split())[:200]
-                ),
-            )
-        self.state = state
-        done = is_terminal_transition(transition)
-        reward = float(transition.reward)
+        result = transition(self.env, self.state, action)
+        self.state = result.state
+        return result
+
+
+def starting(env: MathyEnv, state: MathyEnvState) -> StepResult:
+    """``state`` as the result of no step yet (the root of a search)."""
+    return StepResult(
+        observation=observe(env, state),
+        reward=0.0,
+        done=False,
+        win=False,
+        rule="",
+        node=-1,
+        expression=state.agent.problem,
+        state=state,
+    )
+
+
+def transition(env: MathyEnv, state: MathyEnvState, action: int) -> StepResult:
+    """Apply a flat action ``rule * MAX_NODES + node`` to ``state`` with the
+    environment's own ``get_next_state``; ``state`` itself is not changed."""
+    rule, node = divmod(int(action), MAX_NODES)
+    rule_name = env.rules[rule].name
+    try:
+        after, outcome, _ = env.get_next_state(state, (rule, node))
+        observation = observe(env, after)
+    except Exception as error:
+        # mathy_envs can raise on an action a mask allowed (see the module
+        # docstring), and on typed problems its rules were not written for
+        # (an equation, arithmetic that overflows): score it as a lost
+        # episode, with the error in the report, instead of crashing.
         return StepResult(
-            observation=observation,
-            reward=reward,
-            done=done,
-            # The environment's win flag: mathy_envs' gym wrapper sets info["win"]
-            # the same way, from the terminal transition, not the summed reward.
-            win=done and reward > 0.0,
+            observation=observe(env, state),
+            reward=float(env.get_lose_signal(state)),
+            done=True,
+            win=False,
             rule=rule_name,
             node=node,
             expression=state.agent.problem,
+            error=(
+                f"{type(error).__name__} applying {rule_name} at node {node} "
+                f"of {state.agent.problem!r}: " + " ".join(str(error).split())[:200]
+            ),
+            state=state,
         )
+    done = is_terminal_transition(outcome)
+    reward = float(outcome.reward)
+    return StepResult(
+        observation=observation,
+        reward=reward,
+        done=done,
+        # The environment's win flag: mathy_envs' gym wrapper sets info["win"]
+        # the same way, from the terminal transition, not the summed reward.
+        win=done and reward > 0.0,
+        rule=rule_name,
+        node=node,
+        expression=after.agent.problem,
+        state=after,
+    )

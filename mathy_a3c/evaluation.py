@@ -26,6 +26,7 @@ from .envs import (
 )
 from .gym_envs import GymTask
 from .inference import choose_action
+from .search import MCTS
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,48 @@ def evaluate(
                 still.append(i)
         active = still
     return EvalResult(problems=len(states), wins=wins, total_steps=steps)
+
+
+@dataclass(frozen=True)
+class SearchEval(EvalResult):
+    """:class:`EvalResult` of a search, with its wall time per problem."""
+
+    seconds: tuple[float, ...] = ()
+    simulations: int = 0
+
+    @property
+    def seconds_median(self) -> float:
+        return float(np.median(self.seconds)) if self.seconds else 0.0
+
+    @property
+    def seconds_p95(self) -> float:
+        return float(np.percentile(self.seconds, 95)) if self.seconds else 0.0
+
+
+def evaluate_search(
+    topic: str,
+    states: list[MathyEnvState],
+    searcher: MCTS,
+    difficulty: str = "easy",
+) -> SearchEval:
+    """Play every state to its end by tree search, one problem at a time."""
+    wins = steps = simulations = 0
+    seconds = []
+    for state in states:
+        task = MathyTask([topic], difficulty, seed=0)
+        task.start(state)
+        result = searcher.solve(task)
+        wins += int(result.win)
+        steps += len(result.steps)
+        simulations += result.stats.simulations
+        seconds.append(result.stats.seconds)
+    return SearchEval(
+        problems=len(states),
+        wins=wins,
+        total_steps=steps,
+        seconds=tuple(seconds),
+        simulations=simulations,
+    )
 
 
 @dataclass(frozen=True)

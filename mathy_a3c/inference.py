@@ -8,6 +8,9 @@ Three ways to pick an action from a state's masked logits:
   in Mathy mostly fails by swapping terms back and forth until the environment
   scores a loss; this looks one step ahead to avoid that);
 * ``sample``: draw from the policy.
+
+Or, for the problems none of them solves, a Monte Carlo tree search guided by
+the model (:func:`search_solve`, :mod:`mathy_a3c.search`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .envs import MAX_NODES, MathyTask, Observation
+from .search import MCTS, SearchStats
 
 STRATEGIES: tuple[str, ...] = ("greedy", "no-revisit", "sample")
 
@@ -72,6 +76,8 @@ class Solution:
     steps: list[Step] = field(default_factory=list)
     win: bool = False
     error: str | None = None
+    search: SearchStats | None = None
+    """What the search did, where one chose the steps."""
 
     @property
     def final(self) -> str:
@@ -102,4 +108,26 @@ def solve(
             solution.win, solution.error = result.win, result.error
             break
         observation = result.observation
+    return solution
+
+
+def search_solve(
+    task: MathyTask,
+    searcher: MCTS,
+    max_steps: int | None = None,
+    on_step: Callable[[Step], None] | None = None,
+) -> Solution:
+    """Play ``task`` from its current state by tree search: a won path as soon
+    as the search finds one, else move by move to the episode's end."""
+    assert task.state is not None
+    solution = Solution(problem=task.state.agent.problem)
+    result = searcher.solve(task, max_steps)
+    for _, outcome in result.steps:
+        step = Step(outcome.rule, outcome.node, outcome.expression, outcome.reward)
+        solution.steps.append(step)
+        if on_step is not None:
+            on_step(step)
+    solution.win = result.win
+    solution.error = result.steps[-1][1].error if result.steps else None
+    solution.search = result.stats
     return solution

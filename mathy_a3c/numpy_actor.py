@@ -124,3 +124,52 @@ class NumpyActor:
         )
         value = float(hidden @ self.value_head[0] + self.value_head[1])
         return flat, value
+
+    def batch(self, observations: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Masked logits [B, ACTION_SIZE] and values [B] for several
+        observations at once: padded to the longest, padding masked out of
+        every layer as in the Keras model (a test pins the two together)."""
+        count = len(observations)
+        lengths = [max(1, int(np.count_nonzero(o.nodes))) for o in observations]
+        n = max(lengths)
+        nodes = np.stack([o.nodes[:n] for o in observations])
+        present = (nodes != 0).astype(np.float64)[:, :, None]  # [B, n, 1]
+        ctx_in = np.stack(
+            [np.concatenate([o.type, o.time, o.history]) for o in observations]
+        )
+        context = ctx_in @ self.context[0] + self.context[1]  # [B, d]
+        values = np.stack([o.values[:n] for o in observations])
+        last = np.stack([o.last[:n] for o in observations])
+        x = self.embedding[nodes] + values[:, :, None] * self.value_kernel
+        x += last[:, :, None] * self.last_kernel
+        x = np.maximum(x + self.value_bias + context[:, None, :], 0.0) * present
+        for kernel, bias, r in self.convs:
+            h = x @ kernel[1]
+            if r < n:
+                h[:, r:] += x[:, : n - r] @ kernel[0]
+                h[:, : n - r] += x[:, r:] @ kernel[2]
+            x = (x + np.maximum(h + bias, 0.0)) * present
+        (wq, bq), (wk, bk), (wv, bv), (wo, bo) = self.attention
+        scores = (x @ wq + bq) @ np.swapaxes(x @ wk + bk, 1, 2) / np.sqrt(x.shape[2])
+        scores += (np.swapaxes(present, 1, 2) - 1.0) * 1e9  # no attention to padding
+        scores = np.exp(scores - scores.max(axis=2, keepdims=True))
+        scores /= scores.sum(axis=2, keepdims=True)
+        x = (x + (scores @ (x @ wv + bv)) @ wo + bo) * present
+        pooled = x.sum(axis=1) / np.maximum(present.sum(axis=1), 1.0)  # [B, d]
+        summary = np.maximum(pooled @ self.summary[0] + self.summary[1], 0.0)
+        x = np.maximum(
+            (x + summary[:, None, :]) @ self.policy_hidden[0] + self.policy_hidden[1],
+            0.0,
+        )
+        per_node = x @ self.policy_head[0] + self.policy_head[1]  # [B, n, rules]
+        logits = np.full((count, NUM_RULES, MAX_NODES), MASKED_LOGIT, np.float32)
+        logits[:, :, :n] = np.swapaxes(per_node, 1, 2)
+        flat = logits.reshape(count, -1)
+        masks = np.stack([o.mask for o in observations])
+        flat[masks <= 0] = MASKED_LOGIT
+        peak = (x * present - (1.0 - present) * 1e9).max(axis=1)
+        hidden_in = np.concatenate([pooled, peak, context], axis=1)
+        hidden = np.maximum(
+            hidden_in @ self.value_hidden[0] + self.value_hidden[1], 0.0
+        )
+        return flat, hidden @ self.value_head[0] + self.value_head[1]

@@ -26,10 +26,12 @@ import numpy as np
 from .config import A3CConfig
 from .counting import StepCounter
 from .curriculum import Curriculum
-from .envs import stack
+from .envs import MathyTask, stack
 from .model import ActorCritic, network_for
+from .numpy_actor import NumpyActor
 from .policy import sample_action
 from .returns import advantages_and_returns
+from .search import MCTS
 from .tasks import make_task
 from .turn import Turn
 from .types import EpisodeReport, LossTerms
@@ -107,6 +109,17 @@ class Worker:
         # Its initial weights never count: the global ones replace them.
         self.local = network_for(config, self.task.spec, seed=0)
         self.actor = self.local.numpy_actor()
+        #: The tree search that picks this worker's moves (``action_strategy``),
+        #: guided by the local model; ``None``: moves are sampled.
+        self.search: MCTS | None = None
+        if (config.action_strategy, worker_id == 0) in (
+            ("mcts_worker_0", True),
+            ("mcts_worker_n", False),
+        ):
+            # The config allows a search on Mathy topics only.
+            assert isinstance(self.actor, NumpyActor)
+            assert isinstance(self.task, MathyTask)
+            self.search = MCTS(self.actor.batch, simulations=config.mcts_sims)
         self.curriculum = (
             Curriculum(config.curriculum_window, config.promote_at, config.demote_below)
             if config.curriculum
@@ -162,7 +175,11 @@ class Worker:
         rollout: list[Transition] = []
         while True:
             logits, value = self.actor(observation)
-            action = sample_action(logits, observation.mask, self.rng)
+            if self.search is not None:
+                assert isinstance(self.task, MathyTask)
+                action = self.search.choose(self.task)
+            else:
+                action = sample_action(logits, observation.mask, self.rng)
             result = self.task.step(action)
             rollout.append((observation, action, result.reward, value))
             total_reward += result.reward

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -262,10 +263,11 @@ def test_transfer_from_a_folder_without_a_model_is_a_clear_error(tmp_path):
     assert "does not exist" in result.output
 
 
-def test_simplify_prints_every_step_and_exits_by_outcome(trained):
+def test_simplify_without_search_prints_every_step_and_exits_by_outcome(trained):
     result = runner.invoke(
         app,
-        ["simplify", "4x + 2x + 7y^2 + y^2", "--model", trained, "--max-steps", "20"],
+        ["simplify", "4x + 2x + 7y^2 + y^2", "--model", trained, "--max-steps", "20"]
+        + ["--search", "none"],
     )
     lines = result.output.strip().splitlines()
     assert lines[0] == "Problem: 4x + 2x + 7y^2 + y^2"
@@ -274,6 +276,16 @@ def test_simplify_prints_every_step_and_exits_by_outcome(trained):
         assert lines[-1].startswith("Simplified: ")
     else:
         assert result.exit_code == 1 and lines[-1].startswith("Not simplified: ")
+
+
+def test_simplify_searches_by_default_and_lists_its_steps_and_cost(trained):
+    result = runner.invoke(app, ["simplify", "4x + 2x + 7y + y", "--model", trained])
+    assert result.exit_code == 0, result.output  # a search of 100 finds this one
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "Problem: 4x + 2x + 7y + y"
+    assert all(" | " in line for line in lines[1:-2]) and len(lines) >= 4
+    assert re.fullmatch(r"Search: \d+ simulations, \d+ states, [\d.]+ s", lines[-2])
+    assert lines[-1].startswith("Simplified: ")
 
 
 @pytest.mark.parametrize(
@@ -319,6 +331,14 @@ def test_simplify_prints_every_step_and_exits_by_outcome(trained):
         (["problems", "poly", "--number", "0"], "--number must be from 1 to 100000"),
         (["problems", "poly", "--seed", "99999999999"], "--seed must be from 0 to"),
         (["evaluate"], "Missing argument 'FOLDER'."),
+        (
+            ["simplify", "2x", "--model", "MODEL", "--search", "bfs"],
+            "Unknown search 'bfs'. Valid searches: none, mcts",
+        ),
+        (
+            ["evaluate", "MODEL", "--search", "mcts", "--simulations", "0"],
+            "--simulations must be from 1 to 100000; got 0",
+        ),
     ],
 )
 def test_bad_input_to_the_model_commands(args, message, trained):
@@ -371,6 +391,16 @@ def test_evaluate_prints_a_table_and_json(trained, tmp_path):
         "random_win_rate",
     ):
         assert 0.0 <= row[key] <= 30
+    searched = runner.invoke(
+        app,
+        ["evaluate", trained, "--problems", "4", "--difficulty", "easy"]
+        + ["--search", "mcts", "--simulations", "20", "--json"],
+    )
+    assert searched.exit_code == 0, searched.output
+    (row,) = json.loads(searched.output)["results"]
+    assert 0.0 <= row["search_win_rate"] <= 1.0
+    assert 0.0 < row["search_seconds_median"] <= row["search_seconds_p95"]
+    assert row["search_simulations"] == 20
 
 
 def test_problems_prints_generated_problems_with_complexity():

@@ -76,6 +76,12 @@ def test_unknown_topic_lists_every_valid_name():
         ("backend", None, "backend must be a string; got None"),
         ("model_dir", "a\x00b", "model_dir must be a folder path; got 'a\\x00b'"),
         ("verbose", 1, "verbose must be true or false; got 1"),
+        (
+            "action_strategy",
+            "mcts",
+            "action_strategy must be one of a3c, mcts_worker_0, mcts_worker_n",
+        ),
+        ("mcts_sims", 0, "mcts_sims must be an integer from 1 to 100000; got 0"),
     ],
 )
 def test_bad_values_name_the_field_and_the_valid_range(field, value, expected):
@@ -202,3 +208,8 @@ def test_any_json_value_gives_a_config_or_a_config_error(data):
         A3CConfig.from_dict(data)
     except ConfigError as error:
         assert "\n" not in str(error)
+
+
+def test_a_search_strategy_needs_mathy_topics():
+    with pytest.raises(ConfigError, match="action_strategy mcts_worker_0 needs Mathy"):
+        A3CConfig(topics=["gym:CartPole-v1"], action_strategy="mcts_worker_0")

@@ -11,6 +11,7 @@ LAYERS = [
     {"config", "types", "policy", "counting", "curriculum", "returns", "quiet"},
     {"runtime", "interrupts", "envs", "gym_envs", "tasks", "numpy_actor"},
     {"flat_adam", "networks", "losses", "parameter_server", "checkpoint", "folder"},
+    {"search"},
     {"model"},
     {"turn", "worker", "callbacks", "inference", "evaluation"},
     {"backends", "worker_process"},

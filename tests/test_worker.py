@@ -114,3 +114,47 @@ def test_a_failing_worker_gives_the_turn_back(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="boom"):
         worker.run()
     assert not turn.locked()
+
+
+def test_search_strategies_choose_which_workers_search(tmp_path):
+    from mathy_a3c.worker import Worker
+
+    def searching(strategy):
+        config = A3CConfig(
+            model_dir=str(tmp_path), model_size=8, action_strategy=strategy
+        )
+        worker, learner, reporter = one_worker(config)
+        others = [
+            Worker(
+                i, config, learner, reporter, worker.episodes, worker.steps, worker.stop
+            )
+            for i in (1, 2)
+        ]
+        return [w.search is not None for w in (worker, *others)]
+
+    assert searching("a3c") == [False, False, False]
+    assert searching("mcts_worker_0") == [True, False, False]
+    assert searching("mcts_worker_n") == [False, True, True]
+
+
+def test_a_searching_worker_plays_and_learns_from_the_searched_moves(tmp_path):
+    worker, learner, reporter = _worker(
+        tmp_path, action_strategy="mcts_worker_0", mcts_sims=4, max_eps=2
+    )
+    chosen, learned = [], []
+    choose, update = worker.search.choose, worker.update
+
+    def spy_choose(task):
+        chosen.append(choose(task))
+        return chosen[-1]
+
+    def spy_update(rollout, bootstrap):
+        learned.extend(step[1] for step in rollout)
+        return update(rollout, bootstrap)
+
+    worker.search.choose = spy_choose
+    worker.update = spy_update
+    worker.run()
+    assert len(reporter.episodes) == 2
+    assert chosen and learned == chosen  # the A3C gradient of the moves taken
+    assert learner.updates > 0

@@ -4,9 +4,9 @@
   (``<!-- mathy-help -->`` for ``mathy --help``);
 * ``<!-- config-table -->`` becomes a table of every ``A3CConfig`` field with
   its default and documentation;
-* ``<!-- learning-results -->``, ``<!-- throughput-results -->`` and
-  ``<!-- cartpole-results -->`` become tables of the JSON lines the benchmarks
-  printed, kept in ``docs/results``.
+* ``<!-- learning-results -->``, ``<!-- throughput-results -->``,
+  ``<!-- search-results -->`` and ``<!-- cartpole-results -->`` become
+  tables of the JSON lines the benchmarks printed, kept in ``docs/results``.
 
 So the reference pages cannot drift from the code, nor the numbers from the
 benchmark output.
@@ -203,10 +203,28 @@ def _cartpole_table() -> str:
     return "\n".join(rows)
 
 
+def _search_table() -> str:
+    runs = _jsonl("search.jsonl")
+    rows = [
+        "| topic | difficulty | problems | greedy | no-revisit | search "
+        "| s/problem (median) | s/problem (p95) | simulations per move |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in runs:
+        rows.append(
+            f"| {r['topic']} | {r['difficulty']} | {r['set']}, {r['problems']} "
+            f"| {r['greedy_win_rate']:.3f} | {r['no_revisit_win_rate']:.3f} "
+            f"| {r['search_win_rate']:.3f} | {r['search_seconds_median']:.3f} "
+            f"| {r['search_seconds_p95']:.3f} | {r['simulations']} |"
+        )
+    return "\n".join(rows)
+
+
 TABLES = {
     "<!-- cartpole-results -->": _cartpole_table,
     "<!-- config-table -->": _config_table,
     "<!-- learning-results -->": _learning_table,
+    "<!-- search-results -->": _search_table,
     "<!-- throughput-results -->": _throughput_table,
 }
 

@@ -1,0 +1,105 @@
+"""Search benchmark: trained models with and without tree search.
+
+    python benchmarks/search.py --models output/topics --difficulties normal,hard
+
+* Every model folder in ``--models`` (for example the topic benchmark's,
+  ``TOPIC_DIFFICULTY_seedN``) plays ``--problems`` generated problems of its
+  first topic at each of ``--difficulties``, from the evaluation seed training
+  never uses: greedy, ``no-revisit``, and a Monte Carlo tree search guided by
+  the model with ``--simulations`` per move (one at a time, as ``mathy
+  simplify --search mcts`` plays).
+* Models of ``poly`` also play the hand-written problems of
+  ``--problems-file`` (one line per group), at the first difficulty.
+* For the search it reports the win rate, the median and 95th-percentile
+  wall time per problem, and the mean simulations per problem.
+* One JSON line per model and difficulty; the docs' search page renders the
+  lines kept in ``docs/results/search.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mathy_a3c import A3CAgent  # noqa: E402
+from mathy_a3c.config import DEFAULT_SIMULATIONS  # noqa: E402
+from mathy_a3c.evaluation import (  # noqa: E402
+    evaluate,
+    evaluate_search,
+    generated_states,
+    read_problems,
+    typed_states,
+)
+from mathy_a3c.search import MCTS  # noqa: E402
+
+#: Generated evaluation problems come from this seed (as in topics.py).
+EVAL_SEED = 987_654_321
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=os.path.join("output", "topics"))
+    parser.add_argument("--difficulties", default="normal,hard")
+    parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--simulations", type=int, default=DEFAULT_SIMULATIONS)
+    parser.add_argument("--seed", type=int, default=EVAL_SEED)
+    parser.add_argument(
+        "--problems-file",
+        default=os.path.join(os.path.dirname(__file__), "problems", "poly.txt"),
+    )
+    args = parser.parse_args()
+    written = read_problems(args.problems_file) if args.problems_file else []
+    folders = sorted(
+        os.path.join(args.models, name)
+        for name in os.listdir(args.models)
+        if os.path.isfile(os.path.join(args.models, name, "checkpoint.npz"))
+    )
+    if not folders:
+        sys.exit(f"no model folders in {args.models}")
+    command = "python " + " ".join(sys.argv)
+    for folder in folders:
+        agent = A3CAgent.load(folder)
+        topic = agent.config.topics[0]
+        searcher = MCTS(agent.search_evaluator(), simulations=args.simulations)
+        levels = args.difficulties.split(",")
+        sets = [(level, f"generated {level}", None) for level in levels]
+        if topic == "poly":
+            for group in dict.fromkeys(g for g, _ in written):
+                texts = [t for g, t in written if g == group]
+                sets.append((levels[0], f"file: {group}", texts))
+        for level, label, texts in sets:
+            if texts is None:
+                states = generated_states(topic, level, args.problems, args.seed)
+            else:
+                states = typed_states(topic, texts, level)
+            predict = agent.network.predict
+            greedy = evaluate(topic, states, predict, "greedy", level)
+            safe = evaluate(topic, states, predict, "no-revisit", level)
+            found = evaluate_search(topic, states, searcher, level)
+            row = {
+                "benchmark": "search",
+                "model": folder,
+                "topic": topic,
+                "difficulty": level,
+                "set": label,
+                "problems": len(states),
+                "simulations": args.simulations,
+                "greedy_win_rate": round(greedy.win_rate, 4),
+                "no_revisit_win_rate": round(safe.win_rate, 4),
+                "search_win_rate": round(found.win_rate, 4),
+                "search_seconds_median": round(found.seconds_median, 4),
+                "search_seconds_p95": round(found.seconds_p95, 4),
+                "search_simulations_mean": round(found.simulations / len(states), 1),
+                "command": command,
+                "date": time.strftime("%Y-%m-%d"),
+            }
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
