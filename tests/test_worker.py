@@ -139,7 +139,7 @@ def test_search_strategies_choose_which_workers_search(tmp_path):
 
 def test_a_searching_worker_plays_and_learns_from_the_searched_moves(tmp_path):
     worker, learner, reporter = _worker(
-        tmp_path, action_strategy="mcts_worker_0", mcts_sims=4, max_eps=2
+        tmp_path, action_strategy="mcts_worker_0", mcts_sims=4
     )
     chosen, learned = [], []
     choose, update = worker.search.choose, worker.update
@@ -155,6 +155,6 @@ def test_a_searching_worker_plays_and_learns_from_the_searched_moves(tmp_path):
     worker.search.choose = spy_choose
     worker.update = spy_update
     worker.run()
-    assert len(reporter.episodes) == 2
+    assert len(reporter.episodes) == 4
     assert chosen and learned == chosen  # the A3C gradient of the moves taken
     assert learner.updates > 0
