@@ -375,30 +375,29 @@ def _check_count(option: str, value: int, high: int) -> None:
         _fail(f"{option} must be from 1 to {high}; got {value}")
 
 
-def _search_options(
-    default: str,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--search`` and ``--simulations``, for simplify and evaluate."""
-    return lambda command: _with_search_options(command, default)
+def _search_options(default: str) -> Callable[[Callable[..., Any]], Any]:
+    """``--search`` (defaulting to ``default``) and ``--simulations``, for
+    simplify and evaluate."""
 
+    def add(command: Callable[..., Any]) -> Any:
+        command = click.option(
+            "--simulations",
+            type=int,
+            default=DEFAULT_SIMULATIONS,
+            show_default=True,
+            help=f"Search simulations per move (at most {MAX_SIMULATIONS}); each "
+            f"evaluates one new state with the model.",
+        )(command)
+        return click.option(
+            "--search",
+            default=default,
+            show_default=True,
+            help="none, or mcts: a Monte Carlo tree search guided by the model "
+            "(its policy proposes, its value judges), for problems greedy play "
+            "cannot solve.",
+        )(command)
 
-def _with_search_options(command: Callable[..., Any], default: str) -> Any:
-    command = click.option(
-        "--simulations",
-        type=int,
-        default=DEFAULT_SIMULATIONS,
-        show_default=True,
-        help=f"Search simulations per move (at most {MAX_SIMULATIONS}); each "
-        f"evaluates one new state with the model.",
-    )(command)
-    return click.option(
-        "--search",
-        default=default,
-        show_default=True,
-        help="none, or mcts: a Monte Carlo tree search guided by the model "
-        "(its policy proposes, its value judges), for problems greedy play "
-        "cannot solve.",
-    )(command)
+    return add
 
 
 def _check_search(search: str, simulations: int) -> None:

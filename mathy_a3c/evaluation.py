@@ -183,8 +183,8 @@ def evaluate_search(
     """Play every state to its end by tree search, one problem at a time."""
     wins = steps = simulations = 0
     seconds = []
+    task = MathyTask([topic], difficulty, seed=0)
     for state in states:
-        task = MathyTask([topic], difficulty, seed=0)
         task.start(state)
         result = searcher.solve(task)
         wins += int(result.win)

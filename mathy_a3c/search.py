@@ -146,7 +146,7 @@ class MCTS:
             assert root.actions is not None
             if not len(root.actions):  # nothing the rules can do: a dead end
                 break
-            best = int(np.argmax(root.visits + 1e-6 * root.priors))
+            best = _most_visited(root)
             child = root.children[best]
             if child is None:  # no simulation took it: compute it now
                 child = self._child(task, root, best, stats)
@@ -170,7 +170,7 @@ class MCTS:
         assert root.actions is not None
         if not len(root.actions):
             raise ValueError(f"no valid move in {task.state.agent.problem!r}")
-        return int(root.actions[int(np.argmax(root.visits + 1e-6 * root.priors))])
+        return int(root.actions[_most_visited(root)])
 
     # -- the search ----------------------------------------------------------
     def _search(
@@ -266,3 +266,8 @@ def _step(node: _Node, i: int) -> tuple[int, StepResult]:
     child = node.children[i]
     assert node.actions is not None and child is not None
     return int(node.actions[i]), child.outcome
+
+
+def _most_visited(node: _Node) -> int:
+    """The index of ``node``'s most visited edge (ties: the higher prior)."""
+    return int(np.argmax(node.visits + 1e-6 * node.priors))
