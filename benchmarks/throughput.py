@@ -13,7 +13,8 @@ In one run, on the same topic and difficulty, it measures:
   ``--warmup`` seconds after the first finished episode, so start-up and
   tracing are excluded;
 * the ratio of each training rate to each raw rate, and of each processes rate
-  to the threads rate with the same number of workers;
+  to the threads rate with the same number of workers, and of each ray rate
+  to the processes rate (``ray_N_vs_processes``);
 * ``transport_ms``: one pipe round trip between two processes carrying this
   model's weights both ways, pickled: what an update would cost the
   processes backend without the shared memory it uses;
@@ -237,7 +238,7 @@ def main() -> None:
     rates: dict[tuple[str, int], float] = {}
     print(
         f"{'backend':<10} {'workers':>7} {'steps/s':>9} {'x raw gym':>9} "
-        f"{'x raw env':>9} {'x threads':>9}"
+        f"{'x raw env':>9} {'x threads':>9} {'x processes':>11}"
     )
     for backend in args.backends.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
@@ -251,6 +252,10 @@ def main() -> None:
                 ratio = rate / rates["threads", workers]
                 result[f"{key}_vs_threads"] = round(ratio, 3)
                 versus = f"{ratio:9.2f}"
+            if backend == "ray" and ("processes", workers) in rates:
+                ratio = rate / rates["processes", workers]
+                result[f"{key}_vs_processes"] = round(ratio, 3)
+                versus += f"{ratio:11.2f}"
             print(
                 f"{backend:<10} {workers:>7} {rate:9.1f} {rate / raw_gym:9.2f} "
                 f"{rate / raw_env:9.2f} {versus:>9}"

@@ -52,6 +52,7 @@ from .checkpoint import (
     load_config,
     save_checkpoint,
     save_config,
+    save_profile,
 )
 from .config import (
     DEFAULT_SIMULATIONS,
@@ -286,7 +287,6 @@ class A3CAgent:
         with hold_folder(cfg.model_dir):
             self._check_folder_unchanged()
             check_space(cfg.model_dir, checkpoint_bytes(self.network.size))
-            save_config(cfg.model_dir, cfg)
             with StopSignals(f"saving the model to {cfg.model_dir}") as stop:
                 return self._train(stop)
 
@@ -296,6 +296,9 @@ class A3CAgent:
         backend = make_backend(cfg, self.global_model, reporter, self.total_episodes)
         try:
             backend.start()
+            # Once the workers can start: a run that cannot (a Ray cluster that
+            # refuses them) leaves no file behind.
+            save_config(cfg.model_dir, cfg)
         except BaseException:  # nothing trained: stop what started, save nothing
             backend.stop()
             raise
@@ -319,7 +322,7 @@ class A3CAgent:
         try:
             while not (backend.errors or stop.requested) and backend.alive():
                 backend.poll(timeout=0.05)
-                _drain(reporter, callbacks, stats)
+                _drain(reporter, callbacks, stats, cfg.model_dir)
                 elapsed = time.perf_counter() - start
                 self.global_model.lr_scale = cfg.lr_scale(stats.episodes, elapsed)
                 if cfg.max_seconds and elapsed >= cfg.max_seconds:
@@ -338,7 +341,7 @@ class A3CAgent:
             partial(cb.on_end, stats) for cb in callbacks
         ]
         if failure is None:  # the last episodes' reports, then the ends
-            ends.insert(0, partial(_drain, reporter, callbacks, stats))
+            ends.insert(0, partial(_drain, reporter, callbacks, stats, cfg.model_dir))
         for end in ends:
             try:
                 end()
@@ -465,8 +468,14 @@ def _summary(error: BaseException) -> str:
     return lines[-1] if isinstance(error, RemoteWorkerError) and lines else str(error)
 
 
-def _drain(reporter: QueueReporter, callbacks: list[Callback], stats: RunStats) -> None:
-    """Dispatch the events queued now to the callbacks, in order.
+def _drain(
+    reporter: QueueReporter,
+    callbacks: list[Callback],
+    stats: RunStats,
+    model_dir: str,
+) -> None:
+    """Dispatch the events queued now to the callbacks, in order; write the
+    profiles workers reported into ``model_dir``.
 
     Events that arrive while draining wait for the next call, so the caller's
     loop keeps control even when workers report faster than callbacks run.
@@ -480,6 +489,11 @@ def _drain(reporter: QueueReporter, callbacks: list[Callback], stats: RunStats) 
             stats.add(payload)
             for cb in callbacks:
                 cb.on_episode(payload, stats)
+        elif kind == "profile":
+            try:
+                save_profile(model_dir, *payload)
+            except SaveError as error:  # the model matters more: train on
+                print(f"warning: {error}", file=sys.stderr)
         else:
             for cb in callbacks:
                 cb.on_show(*payload)

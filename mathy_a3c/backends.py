@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .callbacks import QueueReporter
-from .config import A3CConfig, ConfigError, field_name
+from .config import A3CConfig
 from .counting import EpisodeCounter, StepCounter
 from .model import ActorCritic
 from .parameter_server import GlobalModel
@@ -153,6 +153,7 @@ class ThreadBackend:
 #   ("weights",)                     ("weights", flat_weights)
 #   ("episode", EpisodeReport)       ("episode", n) | ("stop",): the next claim
 #   ("show", worker, text)           -
+#   ("profile", worker, stats)       -: marshalled cProfile statistics
 #   ("done",) | ("error", traceback) -
 #
 # With shared buffers (processes), gradients and weights do not travel in the
@@ -230,6 +231,9 @@ class _Link:
     def show(self, worker: int, text: str) -> None:
         self.send(("show", worker, text))
 
+    def profile(self, worker: int, stats: bytes) -> None:
+        self.send(("profile", worker, stats))
+
 
 def run_remote_worker(
     worker_id: int,
@@ -265,7 +269,7 @@ def run_remote_worker(
             pass
 
 
-class _Coordinator:
+class Coordinator:
     """Answers remote workers: owns the episode counter, applies gradients."""
 
     def __init__(
@@ -290,6 +294,8 @@ class _Coordinator:
             self._claim(reply)
         elif kind == "show":
             self.reporter.show(message[1], message[2])
+        elif kind == "profile":
+            self.reporter.profile(message[1], message[2])
         elif kind == "claim":
             self._claim(reply)
         elif kind == "update":
@@ -366,7 +372,7 @@ def _floats(shared: Any) -> np.ndarray:
     return np.frombuffer(shared, dtype=np.float32)
 
 
-class ProcessBackend(_Coordinator):
+class ProcessBackend(Coordinator):
     """``num_workers`` spawned processes; this process owns the global model."""
 
     name = "processes"
@@ -451,151 +457,6 @@ class ProcessBackend(_Coordinator):
             conn.close()
 
 
-# -- ray -----------------------------------------------------------------------
-RAY_MISSING = (
-    "The ray backend needs Ray, which is an optional extra: "
-    "pip install 'mathy-a3c[ray]'"
-)
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ImportError(RAY_MISSING) from None
-    return ray
-
-
-class RayBackend(_Coordinator):
-    """``num_workers`` Ray actors; this process (the driver) owns the global model.
-
-    Messages travel through Ray queues: one shared queue to the coordinator
-    and one reply queue per worker. With ``ray_address`` the actors run on an
-    existing cluster; without it a local Ray runtime starts and stops with
-    the run.
-    """
-
-    name = "ray"
-
-    def __init__(
-        self,
-        config: A3CConfig,
-        global_model: GlobalModel,
-        reporter: QueueReporter,
-        first_episode: int,
-    ) -> None:
-        super().__init__(config, global_model, reporter)
-        self.config = config
-        self.first_episode = first_episode
-        self.ray = _import_ray()
-        self.started_ray = False
-        self.actors: dict[int, Any] = {}
-        self.runs: dict[Any, int] = {}
-
-    def start(self) -> None:
-        ray = self.ray
-        if not ray.is_initialized():
-            address = self.config.ray_address or None
-            try:
-                with _stop_signals_kept():
-                    ray.init(
-                        address=address, include_dashboard=False, log_to_driver=True
-                    )
-            except Exception as error:  # no cluster there, or not a Ray one
-                why = " ".join(str(error).split())[:300] or type(error).__name__
-                raise ConfigError(
-                    f"{field_name('ray_address')} {address!r}: cannot join a Ray "
-                    f"cluster there ({why})"
-                ) from None
-            self.started_ray = True
-        from ray.util.queue import Queue
-
-        self.requests = Queue()
-        self.replies = {i: Queue() for i in range(self.config.num_workers)}
-        actor = ray.remote(num_cpus=0, scheduling_strategy="SPREAD")(_RayWorker)
-        for i in range(self.config.num_workers):
-            handle = actor.options(name=None).remote()
-            self.actors[i] = handle
-            ref = handle.run.remote(
-                i,
-                self.config.to_dict(),
-                self.first_episode,
-                self.requests,
-                self.replies[i],
-            )
-            self.runs[ref] = i
-
-    def poll(self, timeout: float) -> None:
-        from ray.util.queue import Empty
-
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                worker, message = self.requests.get(
-                    timeout=max(0.0, deadline - time.monotonic())
-                )
-            except Empty:
-                break
-            self.handle(worker, message, self.replies[worker].put)
-            if time.monotonic() >= deadline:
-                break
-        done, _ = self.ray.wait(list(self.runs), num_returns=len(self.runs), timeout=0)
-        for ref in done:
-            worker = self.runs.pop(ref)
-            try:
-                self.ray.get(ref)
-            except Exception as error:  # the actor died: a RayActorError
-                self.lost(worker, f"{type(error).__name__}: {error}")
-
-    def stop(self) -> None:
-        if self.actors:  # none if start() failed
-            self.wind_down()
-        for handle in self.actors.values():
-            self.ray.kill(handle)
-        if self.started_ray:
-            self.ray.shutdown()
-
-
-@contextlib.contextmanager
-def _stop_signals_kept() -> Iterator[None]:
-    """Keep this process's Ctrl-C and SIGTERM handlers through the block.
-
-    ``ray.init`` replaces the SIGTERM handler with one that exits at once
-    (and Ray's native crash handler sits under it); the run's own handler
-    (save first, :mod:`mathy_a3c.interrupts`) is put back afterwards.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    kept = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in kept.items():
-            if handler is not None:
-                signal.signal(signum, handler)
-
-
-class _RayWorker:
-    """A Ray actor that runs one worker (decorated with ray.remote at start)."""
-
-    def run(
-        self,
-        worker_id: int,
-        config: dict[str, Any],
-        first_episode: int,
-        requests: Any,
-        replies: Any,
-    ) -> None:
-        run_remote_worker(
-            worker_id,
-            config,
-            first_episode,
-            lambda message: requests.put((worker_id, message)),
-            replies.get,
-        )
-
-
 def make_backend(
     config: A3CConfig,
     global_model: GlobalModel,
@@ -603,9 +464,9 @@ def make_backend(
     first_episode: int,
 ) -> Backend:
     """The backend ``config.backend`` names."""
-    kinds: dict[str, Any] = {
-        "threads": ThreadBackend,
-        "processes": ProcessBackend,
-        "ray": RayBackend,
-    }
+    if config.backend == "ray":  # Ray is optional: imported only when asked for
+        from .ray_backend import RayBackend
+
+        return RayBackend(config, global_model, reporter, first_episode)
+    kinds: dict[str, Any] = {"threads": ThreadBackend, "processes": ProcessBackend}
     return kinds[config.backend](config, global_model, reporter, first_episode)

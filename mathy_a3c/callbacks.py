@@ -1,6 +1,6 @@
 """What the user sees while training: progress bar, episode lines, TensorBoard.
 
-Workers never print. They hand episodes and ``--show`` lines to a
+Workers never print. They hand episodes, ``--show`` lines and profiles to a
 :class:`QueueReporter`; the agent's main thread drains it and calls the
 callbacks here, in order, so output from different threads never interleaves.
 """
@@ -64,6 +64,9 @@ class QueueReporter:
 
     def show(self, worker: int, text: str) -> None:
         self.events.put(("show", (worker, text)))
+
+    def profile(self, worker: int, stats: bytes) -> None:
+        self.events.put(("profile", (worker, stats)))
 
 
 class Callback:

@@ -112,7 +112,7 @@ def remove_temp_files(folder: str, tag: str) -> list[str]:
     :data:`TEMP_TAG`) left in ``folder`` when it was killed mid-save; returns
     their names. Files of any other name are never touched."""
     pattern = re.compile(
-        rf"^\.({re.escape(CHECKPOINT_FILE)}|{re.escape(CONFIG_FILE)})"
+        rf"^\.({re.escape(CHECKPOINT_FILE)}|{re.escape(CONFIG_FILE)}|worker_\d+\.profile)"
         rf"\.{re.escape(tag)}\.[A-Za-z0-9_]+\.tmp$"
     )
     try:
@@ -134,6 +134,20 @@ def save_config(folder: str, config: A3CConfig) -> None:
     """Atomically write ``config.json``; raises :class:`SaveError`."""
     text = json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n"
     _save(os.path.join(folder, CONFIG_FILE), lambda f: f.write(text.encode()))
+
+
+def profile_path(folder: str, worker: int) -> str:
+    """Where worker ``worker``'s ``--profile`` statistics go."""
+    return os.path.join(folder, f"worker_{worker}.profile")
+
+
+def save_profile(folder: str, worker: int, stats: bytes) -> str:
+    """Atomically write a worker's marshalled cProfile statistics (the bytes a
+    worker reports, wherever it ran) as ``worker_N.profile``, for ``pstats``
+    and snakeviz; raises :class:`SaveError`. Returns the path."""
+    path = profile_path(folder, worker)
+    _save(path, lambda f: f.write(stats))
+    return path
 
 
 def _save(path: str, write: Callable[[IO[bytes]], object]) -> None:

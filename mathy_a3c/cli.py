@@ -332,6 +332,9 @@ def _train(
                 )
             try:
                 result = trainer.train()
+            except ConfigError:  # found when the backend started: nothing ran
+                lock.discard_if_unused()
+                raise
             except KeyboardInterrupt:
                 sys.exit(130)
             except WorkerError as error:

@@ -44,6 +44,12 @@ def is_gym_topic(topic: str) -> bool:
 
 #: Where workers run (see mathy_a3c.backends).
 BACKENDS: tuple[str, ...] = ("threads", "processes", "ray")
+#: What the ray backend does when a worker's actor is lost with its node or
+#: process: start a new actor for it (as RLlib recreates failed workers), or
+#: stop training and save.
+RAY_LOST_WORKER: tuple[str, ...] = ("recreate", "stop")
+#: The most CPUs one Ray worker may reserve (ray_cpus_per_worker).
+MAX_RAY_CPUS = 1024.0
 #: How the learning rate changes over a run (see A3CConfig.lr_scale).
 LR_SCHEDULES: tuple[str, ...] = ("linear", "constant")
 
@@ -196,8 +202,32 @@ class A3CConfig:
     )
     ray_address: str = _field(
         "",
-        "With backend ray: the address of a Ray cluster to join (e.g. "
-        "ray://head:10001). Empty starts a local Ray runtime for the run.",
+        "With backend ray: the address of a Ray cluster to join: auto for the "
+        "cluster this machine belongs to, or HEAD_IP:6379. "
+        "Empty starts a local Ray runtime for the run.",
+        resume="run",
+    )
+    ray_cpus_per_worker: float = _field(
+        1.0,
+        f"With backend ray: CPUs each worker actor reserves, so that Ray places "
+        f"workers by free CPUs across the cluster's nodes (0 to {MAX_RAY_CPUS:g}; "
+        f"0 reserves none). A local runtime gets enough CPUs for every worker.",
+        resume="run",
+    )
+    ray_lost_worker: str = _field(
+        "recreate",
+        "With backend ray: what happens when a worker's node or actor process "
+        "dies: recreate (start a new actor for it where resources allow, and "
+        "play its unfinished episode again; training goes on meanwhile) or stop "
+        "(stop training and save the model). A worker that raises an exception "
+        "always stops training.",
+        resume="run",
+    )
+    ray_ship_code: bool = _field(
+        False,
+        "With backend ray: send this package's code to the cluster with the "
+        "workers (Ray's runtime_env py_modules), so that every node runs the "
+        "driver's version and needs only the dependencies installed.",
         resume="run",
     )
     update_interval: int = _field(
@@ -352,6 +382,8 @@ class A3CConfig:
             )
         _one_of(self, "lr_schedule", LR_SCHEDULES)
         _one_of(self, "backend", BACKENDS)
+        _number_in(self, "ray_cpus_per_worker", 0.0, MAX_RAY_CPUS)
+        _one_of(self, "ray_lost_worker", RAY_LOST_WORKER)
         _one_of(self, "action_strategy", ACTION_STRATEGIES)
         _int_in(self, "mcts_sims", 1, MAX_SIMULATIONS)
         if self.is_gym and self.action_strategy != "a3c":

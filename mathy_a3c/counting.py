@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 
 
@@ -11,27 +12,54 @@ class EpisodeCounter:
     A worker calls :meth:`claim` before it starts an episode. Claims are
     numbered 0, 1, 2, ... and stop at ``limit``, so exactly ``limit`` episodes
     are ever started; every started episode runs to its end unless training
-    is stopped early.
+    is stopped early, or the worker playing it is lost: :meth:`release` then
+    hands its number out again, before any new one.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._claimed = 0
         self._finished = 0
+        self._closed = False
+        #: Numbers given back by :meth:`release`, smallest first.
+        self._returned: list[int] = []
         self._lock = threading.Lock()
 
     def claim(self) -> int | None:
-        """The next episode number, or ``None`` once ``limit`` were handed out."""
+        """The next episode number, or ``None`` once ``limit`` were handed out
+        (or the counter was closed)."""
         with self._lock:
+            if self._closed:
+                return None
+            if self._returned:
+                return heapq.heappop(self._returned)
             if self._claimed >= self.limit:
                 return None
             self._claimed += 1
             return self._claimed - 1
 
+    def release(self, episode: int) -> None:
+        """A claimed episode will never finish (its worker is gone): hand its
+        number out again."""
+        with self._lock:
+            heapq.heappush(self._returned, episode)
+
     def close(self) -> None:
         """Hand out no more episode numbers (episodes already claimed go on)."""
         with self._lock:
-            self.limit = self._claimed
+            self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        with self._lock:
+            return self._closed
+
+    @property
+    def exhausted(self) -> bool:
+        """True when :meth:`claim` can hand out nothing more."""
+        with self._lock:
+            return self._closed or (not self._returned and self._claimed >= self.limit)
 
     def finish(self) -> int:
         """Record a finished episode; returns how many have finished."""
@@ -41,8 +69,9 @@ class EpisodeCounter:
 
     @property
     def claimed(self) -> int:
+        """Numbers handed out and not given back."""
         with self._lock:
-            return self._claimed
+            return self._claimed - len(self._returned)
 
     @property
     def finished(self) -> int:

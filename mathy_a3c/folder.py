@@ -177,9 +177,8 @@ def check_space(folder: str, needed: int) -> None:
 
 
 def _is_temp(name: str) -> bool:
-    return name.startswith((f".{CHECKPOINT_FILE}.", f".{CONFIG_FILE}.")) and (
-        name.endswith(".tmp")
-    )
+    ours = name.startswith((f".{CHECKPOINT_FILE}.", f".{CONFIG_FILE}.", ".worker_"))
+    return ours and name.endswith(".tmp")
 
 
 class FolderLock:

@@ -5,7 +5,9 @@ to two narrow interfaces:
 
 * a :class:`Learner`, which applies its gradients to the global model and
   copies the global weights back into its local model;
-* a :class:`Reporter`, which receives finished episodes and ``--show`` lines.
+* a :class:`Reporter`, which receives finished episodes, ``--show`` lines
+  and, with ``--profile``, the worker's profile (a worker writes no file: a
+  remote one may run on another machine).
 
 Worker threads of one process also share a :class:`~mathy_a3c.turn.Turn`:
 a worker holds it while it runs Python and gives it up while TensorFlow
@@ -15,7 +17,7 @@ computes its gradients.
 from __future__ import annotations
 
 import cProfile
-import os
+import marshal
 import threading
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -70,6 +72,10 @@ class Reporter(Protocol):
 
     def show(self, worker: int, text: str) -> None:
         """A line of worker 0's in-episode output (``--show``)."""
+
+    def profile(self, worker: int, stats: bytes) -> None:
+        """The worker's cProfile statistics (``--profile``), marshalled as in a
+        ``.profile`` file, when it stops."""
 
 
 class Worker:
@@ -130,7 +136,7 @@ class Worker:
 
     # ------------------------------------------------------------------
     def run(self) -> None:
-        """Work until done; with ``profile`` on, write ``worker_N.profile``."""
+        """Work until done; with ``profile`` on, report the profile at the end."""
         profiler = cProfile.Profile() if self.config.profile else None
         if profiler is not None:
             profiler.enable()
@@ -140,9 +146,8 @@ class Worker:
         finally:
             if profiler is not None:
                 profiler.disable()
-                os.makedirs(self.config.model_dir, exist_ok=True)
-                path = os.path.join(self.config.model_dir, f"worker_{self.id}.profile")
-                profiler.dump_stats(path)
+                profiler.create_stats()  # what Profile.dump_stats writes, as bytes
+                self.reporter.profile(self.id, marshal.dumps(profiler.stats))
 
     def _work(self) -> None:
         self._refresh(self.learner.copy_to(self.local))

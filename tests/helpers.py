@@ -63,17 +63,21 @@ class RecordingLearner:
 
 
 class ListReporter:
-    """Keeps what a worker reports: episodes and ``--show`` lines."""
+    """Keeps what a worker reports: episodes, ``--show`` lines, profiles."""
 
     def __init__(self) -> None:
         self.episodes: list[Any] = []
         self.lines: list[tuple[int, str]] = []
+        self.profiles: list[tuple[int, bytes]] = []
 
     def episode(self, report: Any) -> None:
         self.episodes.append(report)
 
     def show(self, worker: int, text: str) -> None:
         self.lines.append((worker, text))
+
+    def profile(self, worker: int, stats: bytes) -> None:
+        self.profiles.append((worker, stats))
 
 
 def one_worker(config: Any) -> tuple[Any, RecordingLearner, ListReporter]:

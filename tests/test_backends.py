@@ -41,7 +41,10 @@ def test_two_worker_processes_train_exactly_max_eps_with_show_and_profiles(tiny,
     result = agent.train()
     assert result.episodes == 8
     assert sorted(r.episode for r in recorder.reports) == list(range(8))
-    assert set(recorder.shown) == {0}
+    # --show is worker 0's alone; a worker that starts late may find every
+    # episode taken (workers start in parallel, importing TensorFlow).
+    played = {r.worker for r in recorder.reports}
+    assert set(recorder.shown) == played & {0}
     assert load_checkpoint(config.model_dir).episodes == 8
     assert agent.global_model.iterations > 0
     for worker in (0, 1):
@@ -134,66 +137,7 @@ def _running(pids):
     return alive
 
 
-# -- ray -------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("topic", ["poly", "gym:CartPole-v1"])
-def test_two_ray_actors_train_with_a_local_runtime(tiny, topic):
-    pytest.importorskip("ray")
-    config = A3CConfig(
-        **{**tiny, "max_eps": 8, "topics": [topic]},
-        backend="ray",
-        profile=True,
-        print_training=True,
-    )
-    recorder = Recorder()
-    result = A3CAgent(config, callbacks=[recorder], console=False).train()
-    assert result.episodes == 8
-    assert sorted(r.episode for r in recorder.reports) == list(range(8))
-    assert set(recorder.shown) == {0}
-    assert load_checkpoint(config.model_dir).episodes == 8
-    for worker in (0, 1):
-        path = os.path.join(config.model_dir, f"worker_{worker}.profile")
-        assert pstats.Stats(path).total_calls > 0
-    import ray
-
-    assert not ray.is_initialized()  # the local runtime stopped with the run
-
-
-@pytest.mark.slow
-def test_a_crashing_ray_actor_stops_training_with_its_traceback(
-    tiny, tmp_path, monkeypatch
-):
-    pytest.importorskip("ray")
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(
-        textwrap.dedent("""
-        import os
-        if os.environ.get("MATHY_A3C_TEST_CRASH") == "1":
-            from mathy_a3c import backends
-            original = backends.run_remote_worker
-            def crashing(worker_id, config, first_episode, send, recv):
-                if worker_id == 1:
-                    def boom(message):
-                        if message[0] == "episode":
-                            raise RuntimeError("boom in actor")
-                        send(message)
-                    return original(worker_id, config, first_episode, boom, recv)
-                return original(worker_id, config, first_episode, send, recv)
-            backends.run_remote_worker = crashing
-    """)
-    )
-    monkeypatch.setenv(
-        "PYTHONPATH", f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    )
-    monkeypatch.setenv("MATHY_A3C_TEST_CRASH", "1")
-    # bounded in time: a crash that never comes fails the test, not hangs it
-    config = A3CConfig(**{**tiny, "max_eps": 10**6}, backend="ray", max_seconds=120)
-    with pytest.raises(WorkerError, match="worker 1 failed.*boom in actor") as info:
-        A3CAgent(config, console=False).train()
-    assert "Traceback" in str(info.value.__cause__)
+# -- ray (tests/test_ray_backend.py runs it) --------------------------------------
 
 
 def test_asking_for_ray_without_ray_installed_says_how_to_install_it(tmp_path):

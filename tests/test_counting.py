@@ -37,3 +37,21 @@ def test_episode_counter_hands_out_each_number_once_and_stops_at_the_limit():
     assert everything == list(range(10_007))
     assert counter.claimed == counter.finished == 10_007
     assert counter.claim() is None
+
+
+def test_a_released_episode_is_handed_out_again_before_new_ones():
+    counter = EpisodeCounter(limit=4)
+    assert [counter.claim() for _ in range(3)] == [0, 1, 2]
+    counter.release(1)  # its worker was lost
+    assert counter.claimed == 2
+    assert not counter.exhausted
+    assert [counter.claim(), counter.claim()] == [1, 3]
+    assert counter.exhausted
+    assert counter.claim() is None
+    counter.release(3)
+    assert not counter.exhausted
+    assert not counter.closed
+    counter.close()  # closed: not even a released number goes out again
+    assert counter.closed
+    assert counter.exhausted
+    assert counter.claim() is None

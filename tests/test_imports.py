@@ -14,7 +14,7 @@ LAYERS = [
     {"search"},
     {"model"},
     {"turn", "worker", "callbacks", "inference", "evaluation"},
-    {"backends", "worker_process"},
+    {"backends", "ray_backend", "worker_process", "ray_worker"},
     {"agent"},
     {"cli", "__main__"},
 ]

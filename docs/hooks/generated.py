@@ -138,8 +138,9 @@ def _throughput_table() -> str:
         ),
     )
     rows = [
-        "| backend | workers | steps/s (median) | x raw gym env | x threads |",
-        "| --- | --- | --- | --- | --- |",
+        "| backend | workers | steps/s (median) | x raw gym env | x threads "
+        "| x processes |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for key in keys:
         backend, workers = key.split("_")
@@ -150,11 +151,13 @@ def _throughput_table() -> str:
             [r[f"{key}_vs_raw_gym"] for r in runs if f"{key}_vs_raw_gym" in r]
         )
         versus = [r[f"{key}_vs_threads"] for r in runs if f"{key}_vs_threads" in r]
+        processes = [
+            r[f"{key}_vs_processes"] for r in runs if f"{key}_vs_processes" in r
+        ]
         rows.append(
             f"| {backend} | {workers} | {rate:.0f} | {gym:.2f} | "
-            f"{_median(versus):.2f} |"
-            if versus
-            else f"| {backend} | {workers} | {rate:.0f} | {gym:.2f} | 1.00 |"
+            f"{_median(versus) if versus else 1.0:.2f} | "
+            f"{f'{_median(processes):.2f}' if processes else ''} |"
         )
     raw = _median([r["raw_gym_steps_per_s"] for r in runs])
     env = _median([r["raw_env_steps_per_s"] for r in runs])

@@ -1,0 +1,414 @@
+"""The ray backend: workers as Ray actors, on this machine or a cluster.
+
+The driver (the training process) owns the global model, the optimizer and
+the episode counter, as the processes backend's coordinator does. Each worker
+is an actor that runs the same :class:`~mathy_a3c.worker.Worker` in a thread
+of its own, behind the same message protocol (:mod:`mathy_a3c.backends`).
+The driver drives every actor with one method call at a time, RLlib's A3C
+pattern:
+
+* ``start`` and ``exchange(reply)`` return the worker's messages up to its
+  next request (its gradients, its weights, an episode number), together
+  with the ``--show`` lines and episode reports made on the way;
+* the driver waits on every worker's call at once (``ray.wait``), answers the
+  request (applies the gradients and sends the new weights, hands out an
+  episode number) and calls ``exchange`` again with the answer.
+
+Gradients and weights travel as numpy arrays through Ray's object store;
+there is no queue actor in between. Profiles come back as bytes, so nothing
+is written on a worker's machine.
+
+Each actor reserves ``ray_cpus_per_worker`` CPUs, so that Ray places workers
+by free CPUs across the nodes. When an actor is lost with its node or its
+process (``RayActorError``), its unfinished episode's number is handed out
+again and, with ``ray_lost_worker="recreate"``, a new actor takes its place
+where resources allow, while the other workers train on. A worker that
+raises is an error: training stops with its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from .backends import Coordinator, RemoteWorkerError
+from .callbacks import QueueReporter
+from .config import A3CConfig, ConfigError, field_name
+from .parameter_server import GlobalModel
+from .ray_worker import REVOKE, RayWorker, join, pieces_for, split
+from .worker_process import STOP_SIGNALS
+
+RAY_MISSING = (
+    "The ray backend needs Ray, which is an optional extra: "
+    "pip install 'mathy-a3c[ray]'"
+)
+#: Lost workers recreated in one run before the run gives up: a worker whose
+#: actor dies every time (out of memory, say) must not loop forever.
+MAX_RECREATIONS = 100
+#: Seconds after which workers still waiting for resources are reported.
+PENDING_WARNING_S = 30.0
+
+
+class WorkerLost(RuntimeError):
+    """A worker's actor died with its node or process (``ray_lost_worker="stop"``,
+    or no more recreations allowed)."""
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(RAY_MISSING) from None
+    return ray
+
+
+class RayBackend(Coordinator):
+    """``num_workers`` Ray actors; this process (the driver) owns the global model.
+
+    With ``ray_address`` the actors run on an existing cluster; without it a
+    local Ray runtime starts and stops with the run.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        config: A3CConfig,
+        global_model: GlobalModel,
+        reporter: QueueReporter,
+        first_episode: int,
+    ) -> None:
+        super().__init__(config, global_model, reporter)
+        self.config = config
+        self.first_episode = first_episode
+        self.ray = _import_ray()
+        self.started_ray = False
+        #: Each worker's current actor.
+        self.actors: dict[int, Any] = {}
+        #: The call under way for each worker: its first result's ref ->
+        #: (worker, every result's ref).
+        self.calls: dict[Any, tuple[int, list[Any]]] = {}
+        #: Pieces weights and gradients travel in (under Ray's inline limit).
+        self.pieces = pieces_for(global_model.flat_weights().size)
+        #: Workers whose actor is running (it answered ``start``).
+        self.started: set[int] = set()
+        #: The episode number (from the counter) each worker is playing.
+        self.playing: dict[int, int] = {}
+        #: The number each worker holds for its next episode (one round trip
+        #: less per episode: the worker starts it without asking).
+        self.spares: dict[int, int] = {}
+        #: Where each worker's actor runs: Ray node id.
+        self.nodes: dict[int, str] = {}
+        #: Actors started again after their node or process was lost.
+        self.recreated = 0
+        self._asked_at: dict[int, float] = {}
+        self._warned_pending = False
+
+    # -- start ----------------------------------------------------------------
+    def start(self) -> None:
+        ray = self.ray
+        runtime_env = None
+        if self.config.ray_ship_code:  # Ray uploads a folder for a whole job only
+            if ray.is_initialized():
+                raise ConfigError(
+                    f"{field_name('ray_ship_code')} needs this run to connect to "
+                    f"Ray, but this program called ray.init itself: pass "
+                    f"runtime_env={{'py_modules': [mathy_a3c]}} to that call instead"
+                )
+            import mathy_a3c
+
+            package = os.path.dirname(os.path.abspath(mathy_a3c.__file__))
+            runtime_env = {"py_modules": [package], "excludes": ["__pycache__"]}
+        if not ray.is_initialized():
+            address = self.config.ray_address or None
+            # A local runtime gets a logical CPU for every worker, as processes
+            # would share the cores; a cluster has the CPUs it has.
+            cpus = None
+            if address is None:
+                wanted = self.config.num_workers * self.config.ray_cpus_per_worker
+                cpus = max(os.cpu_count() or 1, math.ceil(wanted))
+            try:
+                with _stop_signals_kept():
+                    ray.init(
+                        address=address,
+                        num_cpus=cpus,
+                        include_dashboard=False,
+                        log_to_driver=True,
+                        runtime_env=runtime_env,
+                    )
+            except Exception as error:  # no cluster there, or not a Ray one
+                why = " ".join(str(error).split())[:300] or type(error).__name__
+                raise ConfigError(
+                    f"{field_name('ray_address')} {address!r}: cannot join a Ray "
+                    f"cluster there ({why})"
+                ) from None
+            self.started_ray = True
+        self._check_feasible()
+        options: dict[str, Any] = {
+            "num_cpus": self.config.ray_cpus_per_worker,
+            "scheduling_strategy": "SPREAD",
+            "max_restarts": 0,  # a lost actor is replaced here, state and all
+        }
+        self.ship = runtime_env is not None
+        self.actor_class = ray.remote(RayWorker).options(**options)
+        for worker in range(self.config.num_workers):
+            self._launch(worker)
+
+    def _check_feasible(self) -> None:
+        """Refuse CPUs per worker that no node of the cluster has."""
+        need = self.config.ray_cpus_per_worker
+        largest = max(
+            (
+                node.get("Resources", {}).get("CPU", 0.0)
+                for node in self.ray.nodes()
+                if node.get("Alive")
+            ),
+            default=0.0,
+        )
+        if need > largest:
+            raise ConfigError(
+                f"{field_name('ray_cpus_per_worker')} {need:g}: no node of the Ray "
+                f"cluster has that many CPUs (the largest has {largest:g})"
+            )
+
+    def _launch(self, worker: int) -> None:
+        """Start an actor for ``worker``; it runs once Ray has placed it."""
+        actor = self.actor_class.remote()
+        self.actors[worker] = actor
+        self._call(
+            worker,
+            actor.start,
+            worker,
+            self.config.to_dict(),
+            self.first_episode,
+            self.pieces,
+        )
+        self._asked_at[worker] = time.monotonic()
+
+    # -- serve ------------------------------------------------------------------
+    def poll(self, timeout: float) -> None:
+        refs = list(self.calls)
+        if not refs:
+            time.sleep(min(timeout, 0.02))
+            return
+        ready, _ = self.ray.wait(refs, num_returns=1, timeout=timeout)
+        if ready:  # and whatever else is ready by now
+            ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in ready:
+            self._receive(ref)
+        self._drop_unneeded_pending()
+        self._warn_pending()
+
+    def _call(self, worker: int, method: Any, *args: Any) -> None:
+        refs = method.options(num_returns=1 + self.pieces).remote(*args)
+        self.calls[refs[0]] = (worker, refs)
+
+    def _receive(self, ref: Any) -> None:
+        worker, refs = self.calls.pop(ref)
+        try:
+            messages, *gradients = self.ray.get(refs)
+        except self.ray.exceptions.RayActorError as error:
+            self._lost(worker, error)
+            return
+        except self.ray.exceptions.RayError as error:  # the call itself raised
+            self._fail(worker, RemoteWorkerError(str(error)))
+            return
+        if messages[-1] == ("update", None):  # its gradients, in pieces
+            messages[-1] = ("update", join(gradients))
+        replies: list[tuple] = []
+        for message in messages:
+            kind = message[0]
+            if kind == "hello":
+                self._hello(worker, message[1])
+                continue
+            if kind in ("episode", "report"):  # its episode is over
+                self.playing.pop(worker, None)
+            if kind == "report":  # answered with the spare: it plays that now
+                self.playing[worker] = self.spares.pop(worker)
+                self.episodes.finish()
+                self.reporter.episode(message[1])
+                continue
+            self.handle(worker, message, replies.append)
+        if replies and worker in self.open:
+            (reply,) = replies  # one question per call
+            if reply[0] == "episode":
+                self.playing[worker] = reply[1]
+            weights = split(reply[1], self.pieces) if reply[0] == "weights" else []
+            if weights:
+                reply = ("weights", None)
+            exchange = self.actors[worker].exchange
+            self._call(worker, exchange, reply, self._spare(worker), *weights)
+
+    def _spare(self, worker: int) -> int | None:
+        """What to tell ``worker`` about its next episode's number: a new one
+        in advance, :data:`REVOKE` once no more episodes may start, or
+        ``None``: nothing changes."""
+        held = self.spares.get(worker)
+        if self.stopping or self.episodes.closed:
+            if held is None:
+                return None
+            self.episodes.release(self.spares.pop(worker))
+            return REVOKE
+        if held is not None:
+            return None
+        episode = self.episodes.claim()
+        if episode is not None:
+            self.spares[worker] = episode
+        return episode
+
+    def _hello(self, worker: int, where: dict[str, Any]) -> None:
+        self.started.add(worker)
+        self.nodes[worker] = where["node"]
+        shipped = f"; its mathy_a3c: {where['package']}" if self.ship else ""
+        print(
+            f"ray: worker {worker} runs on node {where['node'][:12]} "
+            f"({where['host']}, pid {where['pid']}){shipped}",
+            file=sys.stderr,
+        )
+
+    def _fail(self, worker: int, error: BaseException) -> None:
+        self.open.discard(worker)
+        self.started.discard(worker)
+        if not self.stopping:
+            self.errors.append((worker, error))
+
+    def _lost(self, worker: int, error: Any) -> None:
+        """A worker's actor died: give its episode back, then recreate it, or
+        stop the run."""
+        self.started.discard(worker)
+        episode = self.playing.pop(worker, None)
+        for unplayed in (episode, self.spares.pop(worker, None)):
+            if unplayed is not None:
+                self.episodes.release(unplayed)
+        self.ray.kill(self.actors[worker], no_restart=True)
+        if self.stopping:
+            self.open.discard(worker)
+            return
+        why = _first_line(error)
+        if getattr(error, "actor_init_failed", False):  # not a loss: an error
+            self._fail(worker, RemoteWorkerError(f"{why}\n{error}"))
+            return
+        again = (
+            f"episode {self.first_episode + episode} will be played again"
+            if episode is not None
+            else "it was not playing an episode"
+        )
+        if self.config.ray_lost_worker == "stop":
+            self._fail(
+                worker,
+                WorkerLost(
+                    f"its actor was lost ({why}); ray_lost_worker is stop "
+                    f"(--ray-lost-worker), so training stopped and saved"
+                ),
+            )
+            return
+        if self.recreated >= MAX_RECREATIONS:
+            self._fail(
+                worker,
+                WorkerLost(
+                    f"its actor was lost ({why}) after {self.recreated} workers "
+                    f"had been recreated in this run"
+                ),
+            )
+            return
+        self.recreated += 1
+        print(
+            f"ray: worker {worker} lost ({why}); {again}; recreating it where "
+            f"resources allow, the other workers train on",
+            file=sys.stderr,
+        )
+        self._launch(worker)
+
+    def _drop_unneeded_pending(self) -> None:
+        """Workers still waiting for a node once no episode is left to play
+        would keep the run open forever: once they have waited
+        ``PENDING_WARNING_S`` (a worker that is only starting up says hello
+        sooner), stop waiting for them."""
+        waiting = self.open - self.started
+        if not waiting or self.open & self.started or not self.episodes.exhausted:
+            return
+        now = time.monotonic()
+        for worker in sorted(waiting):
+            if now - self._asked_at[worker] > PENDING_WARNING_S:
+                print(
+                    f"ray: worker {worker} never found a node with "
+                    f"{self.config.ray_cpus_per_worker:g} free CPUs; every episode "
+                    f"is done without it",
+                    file=sys.stderr,
+                )
+                self._forget(worker)
+
+    def _forget(self, worker: int) -> None:
+        """Stop a worker whose actor has not started (nothing to lose)."""
+        for ref in [r for r, (w, _) in self.calls.items() if w == worker]:
+            del self.calls[ref]
+        if worker in self.actors:  # none yet if start() failed
+            self.ray.kill(self.actors[worker], no_restart=True)
+        self.open.discard(worker)
+
+    def _warn_pending(self) -> None:
+        if self._warned_pending or self.stopping:
+            return
+        now = time.monotonic()
+        late = sorted(
+            w
+            for w in self.open - self.started
+            if now - self._asked_at[w] > PENDING_WARNING_S
+        )
+        if late:
+            self._warned_pending = True
+            print(
+                f"ray: workers {late} have waited {PENDING_WARNING_S:g} s for a "
+                f"node with {self.config.ray_cpus_per_worker:g} free CPUs "
+                f"(--ray-cpus-per-worker); "
+                f"{len(self.open & self.started)} workers are training",
+                file=sys.stderr,
+            )
+
+    # -- stop -----------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop every worker (an actor not yet started is dropped at once),
+        wait for them to say goodbye, then end the actors (and the local Ray
+        runtime, if this run started it)."""
+        self.stopping = True
+        for worker in sorted(self.open - self.started):
+            self._forget(worker)
+        if self.actors:  # none if start() failed
+            self.wind_down()
+        for actor in self.actors.values():
+            self.ray.kill(actor, no_restart=True)
+        if self.started_ray:
+            self.ray.shutdown()
+
+
+@contextlib.contextmanager
+def _stop_signals_kept() -> Iterator[None]:
+    """Keep this process's Ctrl-C and SIGTERM handlers through the block.
+
+    ``ray.init`` replaces the SIGTERM handler with one that exits at once
+    (and Ray's native crash handler sits under it); the run's own handler
+    (save first, :mod:`mathy_a3c.interrupts`) is put back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in kept.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
