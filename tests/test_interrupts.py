@@ -69,7 +69,10 @@ def _children(proc: subprocess.Popen[str], count: int, within: float = 60.0) -> 
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("backend", ["threads", "processes", "ray"])
+@pytest.mark.parametrize(
+    "backend",
+    ["threads", "processes", pytest.param("ray", marks=pytest.mark.xdist_group("ray"))],
+)
 def test_sigterm_saves_stops_every_worker_and_exits_143(tmp_path, backend):
     folder = tmp_path / "agent"
     proc = start_training(folder, "--backend", backend, *TRAIN, stderr=subprocess.PIPE)

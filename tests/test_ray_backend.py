@@ -18,7 +18,8 @@ from mathy_a3c.callbacks import Callback
 from mathy_a3c.checkpoint import load_checkpoint
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.slow
+# One Ray test at a time, even when the tests run in parallel (pytest -n).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 #: "ray: worker 1 runs on node 1c0118df3649 (host, pid 3927)"
 PLACED = re.compile(r"ray: worker (\d+) runs on node (\w+) \(.*pid (\d+)")
@@ -225,6 +226,7 @@ def test_a_cluster_trains_across_nodes_loses_one_and_resumes(cluster, tmp_path):
     here = os.path.dirname(os.path.abspath(mathy_a3c.__file__))
     assert here not in shipped and all("runtime_resources" in p for p in shipped)
     run.until(r" w1 ep ")
+    removed = on[1].node_id[:12]
     cluster.remove_node(on[1])  # worker 1's node dies
 
     run.until(r"ray: worker 1 lost \(ActorDiedError")
@@ -234,7 +236,9 @@ def test_a_cluster_trains_across_nodes_loses_one_and_resumes(cluster, tmp_path):
     assert on[0].node_id.startswith(again[2])  # the survivor has a free CPU
     load_checkpoint(str(folder))
     assert run.rest() == 0, run.text[-3000:]
-    print(run.text[-2500:])  # the node ids, the loss and the recreation
+    # The node ids, the loss and the recreation (pytest -s -n 0 shows them).
+    print("\n".join(x for x in run.text.splitlines() if x.startswith("ray:")))
+    print(f"cluster nodes: {[n.node_id[:12] for n in nodes]}, removed {removed}")
 
     assert f"Trained {episodes} episodes" in run.text
     assert load_checkpoint(str(folder)).episodes == episodes  # exact
