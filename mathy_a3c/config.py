@@ -204,7 +204,9 @@ class A3CConfig:
         "",
         "With backend ray: the address of a Ray cluster to join: auto for the "
         "cluster this machine belongs to, or HEAD_IP:6379. "
-        "Empty starts a local Ray runtime for the run.",
+        "Empty joins the cluster that the RAY_ADDRESS variable names, if set, and "
+        "otherwise starts a local Ray runtime for the run, even where a cluster "
+        "runs on this machine.",
         resume="run",
     )
     ray_cpus_per_worker: float = _field(

@@ -127,11 +127,15 @@ class RayBackend(Coordinator):
             package = os.path.dirname(os.path.abspath(mathy_a3c.__file__))
             runtime_env = {"py_modules": [package], "excludes": ["__pycache__"]}
         if not ray.is_initialized():
-            address = self.config.ray_address or None
+            # "local": a runtime of the run's own, even where a cluster that
+            # `ray start` began runs on this machine (address None joins it).
+            address = (
+                self.config.ray_address or os.environ.get("RAY_ADDRESS") or "local"
+            )
             # A local runtime gets a logical CPU for every worker, as processes
             # would share the cores; a cluster has the CPUs it has.
             cpus = None
-            if address is None:
+            if address == "local":
                 wanted = self.config.num_workers * self.config.ray_cpus_per_worker
                 cpus = max(os.cpu_count() or 1, math.ceil(wanted))
             try:
@@ -145,6 +149,11 @@ class RayBackend(Coordinator):
                     )
             except Exception as error:  # no cluster there, or not a Ray one
                 why = " ".join(str(error).split())[:300] or type(error).__name__
+                if address == "local":
+                    raise ConfigError(
+                        f"{field_name('backend')} ray: cannot start a local Ray "
+                        f"runtime ({why})"
+                    ) from None
                 raise ConfigError(
                     f"{field_name('ray_address')} {address!r}: cannot join a Ray "
                     f"cluster there ({why})"

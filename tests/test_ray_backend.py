@@ -267,3 +267,16 @@ def test_a_cluster_trains_across_nodes_loses_one_and_resumes(cluster, tmp_path):
     assert resumed.returncode == 0, out
     assert f"Resuming agent: {episodes} episodes" in out
     assert load_checkpoint(str(folder)).episodes == episodes + 4
+
+    # Without an address a run starts a runtime of its own: it does not join
+    # the cluster that runs on this machine.
+    alone = _mathy(
+        ["train", "a3c", "gym:CartPole-v1", "alone", "--backend", "ray", *TINY]
+        + ["--episodes", "4", "--no-progress"],
+        cwd=driver,
+    )
+    out, _ = alone.communicate(timeout=180)
+    assert alone.returncode == 0, out
+    ours = {node.node_id[:12] for node in [cluster.head_node, *nodes]}
+    placed = [m[1] for m in PLACED.findall(out)]
+    assert placed and not ours & set(placed)
