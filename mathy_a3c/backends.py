@@ -152,6 +152,8 @@ class ThreadBackend:
 #   ("update", flat_gradients)       ("weights", flat_weights) | ("stop",)
 #   ("weights",)                     ("weights", flat_weights)
 #   ("episode", EpisodeReport)       ("episode", n) | ("stop",): the next claim
+#   ("report", EpisodeReport)        -: the next number was handed out
+#                                       ahead (ray)
 #   ("show", worker, text)           -
 #   ("profile", worker, stats)       -: marshalled cProfile statistics
 #   ("done",) | ("error", traceback) -
@@ -288,10 +290,11 @@ class Coordinator:
         self, worker: int, message: tuple, reply: Callable[[tuple], None]
     ) -> None:
         kind = message[0]
-        if kind == "episode":
+        if kind in ("episode", "report"):
             self.episodes.finish()
             self.reporter.episode(message[1])
-            self._claim(reply)
+            if kind == "episode":  # a report that asks for the next number
+                self._claim(reply)
         elif kind == "show":
             self.reporter.show(message[1], message[2])
         elif kind == "profile":

@@ -136,16 +136,11 @@ def save_config(folder: str, config: A3CConfig) -> None:
     _save(os.path.join(folder, CONFIG_FILE), lambda f: f.write(text.encode()))
 
 
-def profile_path(folder: str, worker: int) -> str:
-    """Where worker ``worker``'s ``--profile`` statistics go."""
-    return os.path.join(folder, f"worker_{worker}.profile")
-
-
 def save_profile(folder: str, worker: int, stats: bytes) -> str:
     """Atomically write a worker's marshalled cProfile statistics (the bytes a
     worker reports, wherever it ran) as ``worker_N.profile``, for ``pstats``
     and snakeviz; raises :class:`SaveError`. Returns the path."""
-    path = profile_path(folder, worker)
+    path = os.path.join(folder, f"worker_{worker}.profile")
     _save(path, lambda f: f.write(stats))
     return path
 

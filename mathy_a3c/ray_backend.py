@@ -104,8 +104,6 @@ class RayBackend(Coordinator):
         #: The number each worker holds for its next episode (one round trip
         #: less per episode: the worker starts it without asking).
         self.spares: dict[int, int] = {}
-        #: Where each worker's actor runs: Ray node id.
-        self.nodes: dict[int, str] = {}
         #: Actors started again after their node or process was lost.
         self.recreated = 0
         self._asked_at: dict[int, float] = {}
@@ -241,9 +239,6 @@ class RayBackend(Coordinator):
                 self.playing.pop(worker, None)
             if kind == "report":  # answered with the spare: it plays that now
                 self.playing[worker] = self.spares.pop(worker)
-                self.episodes.finish()
-                self.reporter.episode(message[1])
-                continue
             self.handle(worker, message, replies.append)
         if replies and worker in self.open:
             (reply,) = replies  # one question per call
@@ -274,7 +269,6 @@ class RayBackend(Coordinator):
 
     def _hello(self, worker: int, where: dict[str, Any]) -> None:
         self.started.add(worker)
-        self.nodes[worker] = where["node"]
         shipped = f"; its mathy_a3c: {where['package']}" if self.ship else ""
         print(
             f"ray: worker {worker} runs on node {where['node'][:12]} "

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from typing import Any
 
+from mathy_a3c.callbacks import Callback
+
 #: ``mathy`` as a user runs it, through this interpreter. Ctrl-C gets Python's
 #: usual handler even where the test runner was started with it ignored (a
 #: background job of a shell), which its child processes would inherit.
@@ -41,6 +43,21 @@ def wait_for_episode(proc: subprocess.Popen[str], marker: str = " ep ") -> None:
     for line in proc.stdout:
         if marker in line:
             return
+
+
+class Recorder(Callback):
+    """A training callback that keeps every episode report and ``--show`` line
+    (``(worker, text)``)."""
+
+    def __init__(self) -> None:
+        self.reports: list[Any] = []
+        self.shown: list[tuple[int, str]] = []
+
+    def on_episode(self, report: Any, stats: Any) -> None:
+        self.reports.append(report)
+
+    def on_show(self, worker: int, text: str) -> None:
+        self.shown.append((worker, text))
 
 
 class RecordingLearner:

@@ -7,23 +7,12 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import Recorder
 
 from mathy_a3c import A3CAgent, A3CConfig, WorkerError
 from mathy_a3c.callbacks import Callback
 from mathy_a3c.checkpoint import CheckpointError, load_checkpoint, load_config
 from mathy_a3c.envs import MathyTask
-
-
-class Recorder(Callback):
-    def __init__(self):
-        self.reports = []
-        self.shown = []
-
-    def on_episode(self, report, stats):
-        self.reports.append(report)
-
-    def on_show(self, worker, text):
-        self.shown.append((worker, text))
 
 
 def test_two_workers_train_save_and_profile(tiny):

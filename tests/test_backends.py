@@ -9,22 +9,11 @@ import textwrap
 import time
 
 import pytest
-from helpers import start_training, wait_for_episode
+from helpers import Recorder, start_training, wait_for_episode
 
 from mathy_a3c import A3CAgent, A3CConfig, WorkerError
 from mathy_a3c.callbacks import Callback
 from mathy_a3c.checkpoint import load_checkpoint
-
-
-class Recorder(Callback):
-    def __init__(self):
-        self.reports, self.shown = [], []
-
-    def on_episode(self, report, stats):
-        self.reports.append(report)
-
-    def on_show(self, worker, text):
-        self.shown.append(worker)
 
 
 @pytest.mark.parametrize("topic", ["poly", "gym:CartPole-v1"])
@@ -44,7 +33,7 @@ def test_two_worker_processes_train_exactly_max_eps_with_show_and_profiles(tiny,
     # --show is worker 0's alone; a worker that starts late may find every
     # episode taken (workers start in parallel, importing TensorFlow).
     played = {r.worker for r in recorder.reports}
-    assert set(recorder.shown) == played & {0}
+    assert {w for w, _ in recorder.shown} == played & {0}
     assert load_checkpoint(config.model_dir).episodes == 8
     assert agent.global_model.iterations > 0
     for worker in (0, 1):

@@ -11,10 +11,9 @@ import textwrap
 import time
 
 import pytest
-from helpers import MATHY, TINY, mathy_env
+from helpers import MATHY, TINY, Recorder, mathy_env
 
 from mathy_a3c import A3CAgent, A3CConfig, WorkerError
-from mathy_a3c.callbacks import Callback
 from mathy_a3c.checkpoint import load_checkpoint
 
 ray = pytest.importorskip("ray")
@@ -23,17 +22,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 #: "ray: worker 1 runs on node 1c0118df3649 (host, pid 3927)"
 PLACED = re.compile(r"ray: worker (\d+) runs on node (\w+) \(.*pid (\d+)")
-
-
-class Recorder(Callback):
-    def __init__(self):
-        self.reports, self.shown = [], []
-
-    def on_episode(self, report, stats):
-        self.reports.append(report)
-
-    def on_show(self, worker, text):
-        self.shown.append(worker)
 
 
 class Output:
@@ -93,7 +81,7 @@ def test_two_ray_actors_train_a_gym_topic_with_a_local_runtime(tiny):
     # --show is worker 0's alone; a worker that starts late may find every
     # episode taken (workers start in parallel, importing TensorFlow).
     played = {r.worker for r in recorder.reports}
-    assert set(recorder.shown) == played & {0}
+    assert {w for w, _ in recorder.shown} == played & {0}
     assert load_checkpoint(config.model_dir).episodes == 8
     for worker in (0, 1):
         path = os.path.join(config.model_dir, f"worker_{worker}.profile")
