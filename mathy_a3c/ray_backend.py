@@ -239,6 +239,13 @@ class RayBackend(Coordinator):
                 self.playing.pop(worker, None)
             if kind == "report":  # answered with the spare: it plays that now
                 self.playing[worker] = self.spares.pop(worker)
+            elif kind in ("claim", "episode") and self._spare_answers(worker):
+                # The number it holds answers it: a worker is never told to
+                # stop while it holds a number nobody else may play.
+                if kind == "episode":
+                    self.handle(worker, ("report", message[1]), replies.append)
+                replies.append(("episode", self.spares.pop(worker)))
+                continue
             self.handle(worker, message, replies.append)
         if replies and worker in self.open:
             (reply,) = replies  # one question per call
@@ -249,6 +256,12 @@ class RayBackend(Coordinator):
                 reply = ("weights", None)
             exchange = self.actors[worker].exchange
             self._call(worker, exchange, reply, self._spare(worker), *weights)
+
+    def _spare_answers(self, worker: int) -> bool:
+        """True when ``worker`` asks for an episode number while it holds one
+        that may still start."""
+        closed = self.stopping or self.episodes.closed
+        return worker in self.spares and not closed
 
     def _spare(self, worker: int) -> int | None:
         """What to tell ``worker`` about its next episode's number: a new one
