@@ -15,6 +15,11 @@ time budget, then measure each model on generated problems.
   ``no-revisit`` strategy and random valid actions; mean steps are of greedy
   play. A fixed-difficulty model is measured at its difficulty, a curriculum
   model at every difficulty (``--eval-difficulties`` to choose).
+* With ``--solvable N``, every problem greedy play lost is searched
+  breadth-first over the environment's own transitions (at most ``N`` of
+  them, :mod:`mathy_a3c.solvable`): the JSON line counts how many of the
+  losses could be won within the move budget, how many could not, and how
+  many the search could not decide.
 * Models are kept in ``--models`` (``TOPIC_DIFFICULTY_seedN``), for
   ``mathy evaluate`` and ``mathy simplify`` afterwards.
 * One JSON line per topic and difficulty as it is measured, then a table.
@@ -37,7 +42,14 @@ configure_for_training()
 
 from mathy_a3c import A3CAgent, A3CConfig  # noqa: E402
 from mathy_a3c.config import DIFFICULTIES, TOPICS  # noqa: E402
+from mathy_a3c.envs import make_env  # noqa: E402
 from mathy_a3c.evaluation import evaluate, generated_states  # noqa: E402
+from mathy_a3c.solvable import (  # noqa: E402
+    SOLVABLE,
+    UNKNOWN,
+    UNSOLVABLE,
+    breadth_first,
+)
 
 #: Generated evaluation problems come from this seed (as in learning.py).
 EVAL_SEED = 987_654_321
@@ -85,7 +97,13 @@ def raw_rate(topic: str, level: str, seconds: float = 5.0) -> float:
 
 
 def measure(
-    agent: A3CAgent, topic: str, level: str, problems: int, seed: int, quick: bool
+    agent: A3CAgent,
+    topic: str,
+    level: str,
+    problems: int,
+    seed: int,
+    quick: bool,
+    solvable_budget: int,
 ):
     states = generated_states(topic, level, problems, seed)
     predict = agent.network.predict
@@ -95,6 +113,14 @@ def measure(
         "greedy_mean_steps": round(greedy.mean_steps, 2),
         "problems": greedy.problems,
     }
+    if solvable_budget:
+        # Which greedy losses could be won at all within the move budget?
+        env = make_env(topic)
+        lost = [s for s, won in zip(states, greedy.won, strict=True) if not won]
+        verdicts = [breadth_first(env, s, solvable_budget).verdict for s in lost]
+        for verdict in (SOLVABLE, UNSOLVABLE, UNKNOWN):
+            row[f"greedy_lost_{verdict}"] = verdicts.count(verdict)
+        row["solvable_max_transitions"] = solvable_budget
     if not quick:
         safe = evaluate(topic, states, predict, "no-revisit", level)
         rand = evaluate(topic, states, None, difficulty=level, seed=seed)
@@ -118,6 +144,15 @@ def main() -> None:
     parser.add_argument("--models", default=os.path.join("output", "topics"))
     parser.add_argument(
         "--quick", action="store_true", help="greedy play only (to screen levers)"
+    )
+    parser.add_argument(
+        "--solvable",
+        type=int,
+        default=0,
+        metavar="TRANSITIONS",
+        help="breadth-first search each problem greedy play lost, with at most "
+        "this many transitions, to count the ones that can be won at all "
+        "(default 0: skip)",
     )
     parser.add_argument(
         "--set",
@@ -159,6 +194,7 @@ def main() -> None:
                     "difficulty": level,
                     "seed": args.seed,
                     "settings": settings,
+                    "budget_seconds": args.seconds,
                     "train_seconds": round(result.seconds, 1),
                     "episodes": result.episodes,
                     "env_steps": result.steps,
@@ -171,6 +207,7 @@ def main() -> None:
                         args.eval_problems,
                         args.eval_seed,
                         args.quick,
+                        args.solvable,
                     ),
                     "model": folder,
                     "command": command,

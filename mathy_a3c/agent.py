@@ -46,6 +46,7 @@ from .callbacks import (
 from .checkpoint import (
     CheckpointError,
     SaveError,
+    add_new_variables,
     check_layout,
     has_checkpoint,
     load_checkpoint,
@@ -263,6 +264,7 @@ class A3CAgent:
                 f"{saved.model_size} or another folder"
             )
         checkpoint = load_checkpoint(folder)
+        add_new_variables(checkpoint.state, self.network.layout)
         check_layout(checkpoint.state, self.network.layout, folder)
         # The learning rate is the config's, never the saved one.
         self.global_model.load(checkpoint.state, with_optimizer=with_optimizer)

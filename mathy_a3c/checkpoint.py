@@ -304,6 +304,28 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+#: Variables the model gained after checkpoints of this format were first
+#: written, each with when and why. A checkpoint without one loads with it
+#: set to zero, and zero Adam moments: a zero weight on a new input
+#: reproduces the older model's outputs exactly.
+ADDED_VARIABLES = {
+    "like_terms/kernel": "2026-12: the like-term input, envs.Observation.like",
+    "like_factors/kernel": "2026-12: the like-factor input, Observation.factors",
+}
+
+
+def add_new_variables(state: TrainingState, layout: Layout) -> list[str]:
+    """Give ``state`` (a saved model) the :data:`ADDED_VARIABLES` of
+    ``layout`` that it lacks, as zeros; returns their paths."""
+    added = []
+    for path, _, _, shape in layout:
+        if path in ADDED_VARIABLES and path not in state.weights:
+            for part in (state.weights, state.momentum, state.velocity):
+                part[path] = np.zeros(shape, np.float32)
+            added.append(path)
+    return added
+
+
 def check_layout(state: TrainingState, layout: Layout, folder: str) -> None:
     """Raise :class:`CheckpointError` unless ``state`` holds exactly the
     variables of ``layout`` (a model's), with their shapes."""

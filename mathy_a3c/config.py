@@ -283,7 +283,7 @@ class A3CConfig:
         resume="learning",
     )
     lr: float = _field(
-        3e-4, "Learning rate of the global Adam optimizer.", resume="learning"
+        1e-3, "Learning rate of the global Adam optimizer.", resume="learning"
     )
     lr_schedule: str = _field(
         "linear",

@@ -34,6 +34,8 @@ class EvalResult:
     problems: int
     wins: int
     total_steps: int
+    won: tuple[bool, ...] = ()
+    """Whether each problem was won, in the order given (where recorded)."""
 
     @property
     def win_rate(self) -> float:
@@ -135,7 +137,8 @@ def evaluate(
     tasks = [MathyTask([topic], difficulty, seed=0) for _ in states]
     observations = [task.start(s) for task, s in zip(tasks, states, strict=True)]
     active = list(range(len(tasks)))
-    wins = steps = 0
+    won = [False] * len(tasks)
+    steps = 0
     while active:
         batch = stack([observations[i] for i in active])
         if predict is None:
@@ -150,12 +153,14 @@ def evaluate(
             result = tasks[i].step(action)
             steps += 1
             if result.done:
-                wins += int(result.win)
+                won[i] = result.win
             else:
                 observations[i] = result.observation
                 still.append(i)
         active = still
-    return EvalResult(problems=len(states), wins=wins, total_steps=steps)
+    return EvalResult(
+        problems=len(states), wins=sum(won), total_steps=steps, won=tuple(won)
+    )
 
 
 @dataclass(frozen=True)

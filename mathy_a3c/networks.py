@@ -69,6 +69,8 @@ def build_model(model_size: int = 64, seed: int = 0) -> keras.Model:
     time = keras.Input((1,), dtype="float32", name="time")
     history = keras.Input((HISTORY_SIZE,), dtype="float32", name="history")
     last = keras.Input((None,), dtype="float32", name="last")
+    like = keras.Input((None,), dtype="float32", name="like")
+    factors = keras.Input((None,), dtype="float32", name="factors")
 
     present = ops.expand_dims(ops.cast(ops.not_equal(nodes, 0), "float32"), -1)
     context = dense(d, "context")(layers.Concatenate()([ptype, time, history]))
@@ -82,6 +84,8 @@ def build_model(model_size: int = 64, seed: int = 0) -> keras.Model:
     )(nodes)
     x = x + dense(d, "value_projection")(ops.expand_dims(values, -1))
     x = x + dense(d, "last_action", use_bias=False)(ops.expand_dims(last, -1))
+    x = x + dense(d, "like_terms", use_bias=False)(ops.expand_dims(like, -1))
+    x = x + dense(d, "like_factors", use_bias=False)(ops.expand_dims(factors, -1))
     x = ops.relu(x + ops.expand_dims(context, 1)) * present
     for i, dilation in enumerate(DILATIONS):
         h = layers.Conv1D(
@@ -113,7 +117,7 @@ def build_model(model_size: int = 64, seed: int = 0) -> keras.Model:
     )
     value = ops.squeeze(dense(1, "value_head")(value_hidden), -1)
     return keras.Model(
-        inputs=[nodes, values, ptype, time, history, last],
+        inputs=[nodes, values, ptype, time, history, last, like, factors],
         outputs=[per_node, value],
         name="actor_critic",
     )
@@ -195,6 +199,8 @@ def observation_signature() -> list[tf.TensorSpec]:
         tf.TensorSpec([None, 1], tf.float32),
         tf.TensorSpec([None, HISTORY_SIZE], tf.float32),
         tf.TensorSpec([None, None], tf.float32),
+        tf.TensorSpec([None, None], tf.float32),
+        tf.TensorSpec([None, None], tf.float32),
         tf.TensorSpec([None, ACTION_SIZE], tf.float32),
     ]
 
@@ -209,4 +215,6 @@ def trimmed(batch: Observation) -> Observation:
         nodes=batch.nodes[..., :length],
         values=batch.values[..., :length],
         last=batch.last[..., :length],
+        like=batch.like[..., :length],
+        factors=batch.factors[..., :length],
     )

@@ -14,9 +14,11 @@ A simulation walks down by PUCT, ``Q(a) + c * P(a) * sqrt(N) / (1 + N(a))``,
 where ``Q`` is the mean return through the edge (the environment's rewards
 along the path plus the discounted value of the leaf) and unvisited edges
 start at the parent's value. The search stops at once when it reaches a won
-state: the path there is a solution. Otherwise, after ``simulations``
-simulations from the current state it plays the most visited action, keeps
-that subtree, and searches again from there, until the episode ends.
+state: the path there is a solution. An edge found to end the episode in a
+loss is never walked again while its state has another move. Otherwise,
+after ``simulations`` simulations from the current state it plays the most
+visited action, keeps that subtree, and searches again from there, until the
+episode ends.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class _Node:
         "visits",
         "totals",
         "children",
+        "lost",
         "value",
     )
 
@@ -78,6 +81,8 @@ class _Node:
         self.visits = np.zeros(0)
         self.totals = np.zeros(0)
         self.children: list[_Node | None] = []
+        #: Edges known to end the episode in a loss: no simulation needs them.
+        self.lost = np.zeros(0, dtype=bool)
         self.value = 0.0
 
     @property
@@ -98,6 +103,7 @@ class _Node:
         self.visits = np.zeros(len(actions))
         self.totals = np.zeros(len(actions))
         self.children = [None] * len(actions)
+        self.lost = np.zeros(len(actions), dtype=bool)
         self.value = float(value)
 
 
@@ -222,13 +228,19 @@ class MCTS:
         total = visits.sum()
         q = np.where(visits > 0, node.totals / np.maximum(visits, 1), node.value)
         u = self.c_puct * node.priors * math.sqrt(total + 1) / (1.0 + visits)
-        return int(np.argmax(q + u))
+        score = q + u
+        if not node.lost.all():
+            # A known loss teaches nothing more; an untrained value head can
+            # rate unexplored moves below a loss, and would replay it.
+            score[node.lost] = -np.inf
+        return int(np.argmax(score))
 
     def _child(self, task: MathyTask, node: _Node, i: int, stats: SearchStats) -> _Node:
         """The state behind edge ``i``: computed once, then kept."""
         assert node.actions is not None
         child = _Node(transition(task.env, node.outcome.state, int(node.actions[i])))
         node.children[i] = child
+        node.lost[i] = child.outcome.done and not child.outcome.win
         stats.nodes += 1
         return child
 

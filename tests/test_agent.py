@@ -154,8 +154,8 @@ def test_training_again_into_a_folder_resumes_it(tiny):
     first = A3CAgent(A3CConfig(**tiny), console=False)
     first.train()
     saved = load_checkpoint(tiny["model_dir"])
-    changed = A3CConfig(**{**tiny, "max_eps": 4, "lr": 1e-3})
-    with pytest.raises(CheckpointError, match=r"other settings: lr 0.0003 -> 0.001;"):
+    changed = A3CConfig(**{**tiny, "max_eps": 4, "lr": 3e-3})
+    with pytest.raises(CheckpointError, match=r"other settings: lr 0.001 -> 0.003;"):
         A3CAgent(changed, console=False)  # a learning setting changes: say so
     second = A3CAgent(changed, console=False, change_settings=True)
     assert second.resumed
@@ -167,7 +167,7 @@ def test_training_again_into_a_folder_resumes_it(tiny):
     ):
         np.testing.assert_array_equal(a, b)
     lr = second.global_model.learning_rate
-    assert lr == pytest.approx(1e-3)  # the new run's learning rate, not the saved
+    assert lr == pytest.approx(3e-3)  # the new run's learning rate, not the saved
     result = second.train()
     assert result.episodes == 4  # max_eps counts this run
     assert load_checkpoint(tiny["model_dir"]).episodes == 10

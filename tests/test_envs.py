@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from mathy_core.util import TermResult, get_term, get_terms
 from mathy_envs.envs import ComplexSimplify
 from mathy_envs.state import MathyEnvState
 from mathy_envs.types import MathyEnvDifficulty, MathyEnvProblemArgs
@@ -25,6 +26,7 @@ from mathy_a3c.envs import (
     ProblemSeed,
     make_env,
     observe,
+    term_features,
     typed_state,
     valid_moves,
 )
@@ -131,6 +133,75 @@ def test_node_features_line_up_with_mask_columns():
             node = int(flat % MAX_NODES)
             token = task.env.get_token_at_index(expression, node)
             assert observation.nodes[node] == token.type_id
+
+
+def _like_terms_by_mathy_core(expression, nodes):
+    """The like-term feature from mathy_core's own term functions (slow)."""
+    index = {id(node): i for i, node in enumerate(nodes)}
+    keyed = []
+    for term in get_terms(expression):
+        found = get_term(term)
+        if isinstance(found, TermResult):
+            keyed.append((term, ("".join(found.variables), found.exponent)))
+    counts = {}
+    for _, key in keyed:
+        counts[key] = counts.get(key, 0) + 1
+    like = np.zeros(MAX_NODES, np.float32)
+    for term, key in keyed:
+        if counts[key] > 1:
+            like[[index[id(node)] for node in term.to_list()]] = 1.0
+    return like
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_like_term_feature_agrees_with_mathy_core(topic):
+    env = make_env(topic)
+    for difficulty in ("easy", "normal", "hard"):
+        task = MathyTask([topic], difficulty, seed=3)
+        for _ in range(15):
+            observation = task.reset()
+            expression = env.parser.parse(task.problem)
+            nodes = expression.to_list("inorder")
+            expected = _like_terms_by_mathy_core(expression, nodes)
+            assert np.array_equal(term_features(nodes)[0], expected), task.problem
+            assert np.array_equal(observation.like, expected), task.problem
+
+
+def test_like_term_feature_marks_whole_terms():
+    parsed = envs.ExpressionParser().parse
+    for text, marked in [
+        ("4x + 2y + 3x", ["4", "4x", "x", "3", "3x", "x"]),
+        ("x^2 + 7 + 2x + 4", ["7", "4"]),  # x^2 and 2x are not alike
+        (
+            "2x^2 + x^2 * 5",
+            ["2", "2x^2", "x", "x^2", "2", "x", "x^2", "2", "x^2 * 5", "5"],
+        ),
+        # A term holding a sum has no key; the sum's own terms do.
+        ("7(x + y) + 7(x + y)", ["x", "y", "x", "y"]),
+        ("5y * 3z", []),  # one term
+    ]:
+        nodes = parsed(text).to_list("inorder")
+        like = term_features(nodes)[0]
+        assert [str(n) for n, f in zip(nodes, like, strict=False) if f] == marked, text
+        assert not like[len(nodes) :].any()
+
+
+def test_like_factor_feature_marks_factors_a_product_can_combine():
+    parsed = envs.ExpressionParser().parse
+    for text, marked in [
+        # w twice (each with its power), and the constants 2, 3, 11, 12 (not
+        # the exponents 3 and 4; the 1 of 1z^4 is a constant factor too).
+        (
+            "2w^3 * n^3 * 3j^3 * 1z^4 * 11w^3 * 12",
+            ["2", "w", "w^3", "3", "3", "1", "11", "w", "w^3", "3", "12"],
+        ),
+        ("4x + 2y + 3x", []),  # like terms, but no product to combine
+        ("x * x^2 + 6y", ["x", "x", "x^2", "2"]),
+        ("6x^2", []),
+    ]:
+        nodes = parsed(text).to_list("inorder")
+        factors = term_features(nodes)[1]
+        assert [str(n) for n, f in zip(nodes, factors, strict=False) if f] == marked
 
 
 def test_problem_type_and_raw_type_ids_are_features():

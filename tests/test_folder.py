@@ -211,11 +211,11 @@ def test_resume_refuses_changed_learning_settings_and_keeps_the_saved_ones(tmp_p
     first = in_process("poly", folder, *train, "--difficulty", "normal")
     assert first.exit_code == 0, first.output
     before = load_config(folder)
-    done = _mathy("train", "a3c", "complex", folder, "--lr", "0.001", *TRAIN)
+    done = _mathy("train", "a3c", "complex", folder, "--lr", "0.003", *TRAIN)
     assert done.returncode == 2
     line = _one_error_line(done)
     assert "holds a model trained with other settings: TOPICS poly -> complex, " in line
-    assert "--lr 0.0003 -> 0.001" in line and "--change-settings" in line
+    assert "--lr 0.001 -> 0.003" in line and "--change-settings" in line
     assert load_config(folder) == before  # nothing written
     # Left out, settings keep their saved values (difficulty stays normal);
     # run settings may change, and are shown.

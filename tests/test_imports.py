@@ -11,7 +11,7 @@ LAYERS = [
     {"config", "types", "policy", "counting", "curriculum", "returns", "quiet"},
     {"runtime", "interrupts", "envs", "gym_envs", "tasks", "numpy_actor"},
     {"flat_adam", "networks", "losses", "parameter_server", "checkpoint", "folder"},
-    {"search"},
+    {"search", "solvable"},
     {"model"},
     {"turn", "worker", "callbacks", "inference", "evaluation"},
     {"backends", "ray_backend", "worker_process", "ray_worker"},

@@ -5,7 +5,8 @@
 * ``<!-- config-table -->`` becomes a table of every ``A3CConfig`` field with
   its default and documentation;
 * ``<!-- learning-results -->``, ``<!-- throughput-results -->``,
-  ``<!-- search-results -->`` and ``<!-- cartpole-results -->`` become
+  ``<!-- search-results -->``, ``<!-- topics-results -->`` and
+  ``<!-- cartpole-results -->`` become
   tables of the JSON lines the benchmarks printed, kept in ``docs/results``.
 
 So the reference pages cannot drift from the code, nor the numbers from the
@@ -223,12 +224,60 @@ def _search_table() -> str:
     return "\n".join(rows)
 
 
+def _topics_table() -> str:
+    """One row per trained model's topic and evaluation difficulty: the median
+    of its seeds, each seed's figure after it."""
+    runs = _jsonl("topics.jsonl")
+    groups: dict[tuple[str, str, str, str, float], list[dict[str, Any]]] = {}
+    for r in runs:
+        key = (r["trained_on"], r["topic"], r["train_difficulty"], r["difficulty"])
+        groups.setdefault((*key, r["budget_seconds"]), []).append(r)
+    rows = [
+        "| topic | trained on | training | budget | evaluated at | seeds "
+        "| greedy | no-revisit | random | greedy mean steps | env steps "
+        "| greedy losses: winnable / not / undecided |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def stat(group: list[dict[str, Any]], name: str) -> str:
+        values = [r[name] for r in group if name in r]
+        if not values:
+            return "–"
+        each = ", ".join(f"{v:.3f}" for v in values)
+        text = f"{_median(values):.3f}"
+        return text if len(values) == 1 else f"**{text}** ({each})"
+
+    for (trained, topic, training, level, budget), group in groups.items():
+        seeds = ", ".join(str(r["seed"]) for r in group)
+        rates = " | ".join(
+            stat(group, f"{name}_win_rate")
+            for name in ("greedy", "no_revisit", "random")
+        )
+        steps = _median([r["greedy_mean_steps"] for r in group])
+        env_steps = _median([r["env_steps"] for r in group])
+        searched = [r for r in group if "greedy_lost_solvable" in r]
+        lost = (
+            " / ".join(
+                str(sum(r[f"greedy_lost_{v}"] for r in searched))
+                for v in ("solvable", "unsolvable", "unknown")
+            )
+            if searched
+            else "–"
+        )
+        rows.append(
+            f"| {topic} | {trained} | {training} | {budget:.0f} s | {level} "
+            f"| {seeds} | {rates} | {steps:.1f} | {env_steps:,.0f} | {lost} |"
+        )
+    return "\n".join(rows)
+
+
 TABLES = {
     "<!-- cartpole-results -->": _cartpole_table,
     "<!-- config-table -->": _config_table,
     "<!-- learning-results -->": _learning_table,
     "<!-- search-results -->": _search_table,
     "<!-- throughput-results -->": _throughput_table,
+    "<!-- topics-results -->": _topics_table,
 }
 
 
