@@ -14,8 +14,9 @@ A simulation walks down by PUCT, ``Q(a) + c * P(a) * sqrt(N) / (1 + N(a))``,
 where ``Q`` is the mean return through the edge (the environment's rewards
 along the path plus the discounted value of the leaf) and unvisited edges
 start at the parent's value. The search stops at once when it reaches a won
-state: the path there is a solution. An edge found to end the episode in a
-loss is never walked again while its state has another move. Otherwise,
+state: the path there is a solution. An edge known to lose (it ends the
+episode in a loss, or leads to a state whose every move is known to lose) is
+never walked, nor played, again while its state has another move. Otherwise,
 after ``simulations`` simulations from the current state it plays the most
 visited action, keeps that subtree, and searches again from there, until the
 episode ends.
@@ -198,6 +199,7 @@ class MCTS:
                     return [_step(parent, i) for parent, i in path]
                 if node.outcome.done:  # lost: the edge's reward says so
                     self._backup(path, 0.0)
+                    _propagate_loss(path)
                     continue
                 leaves.append((node, path))
                 self._virtual_loss(path)
@@ -281,5 +283,19 @@ def _step(node: _Node, i: int) -> tuple[int, StepResult]:
 
 
 def _most_visited(node: _Node) -> int:
-    """The index of ``node``'s most visited edge (ties: the higher prior)."""
-    return int(np.argmax(node.visits + 1e-6 * node.priors))
+    """The index of ``node``'s most visited edge (ties: the higher prior),
+    among the edges not known to lose while there are any."""
+    score = node.visits + 1e-6 * node.priors
+    if not node.lost.all():
+        score[node.lost] = -np.inf
+    return int(np.argmax(score))
+
+
+def _propagate_loss(path: list[tuple[_Node, int]]) -> None:
+    """After a simulation ended in a loss: a state whose every move is known
+    to lose is a loss too, so the edge into it is marked, and so on up."""
+    for depth in range(len(path) - 1, 0, -1):
+        if not path[depth][0].lost.all():
+            return
+        parent, i = path[depth - 1]
+        parent.lost[i] = True

@@ -106,6 +106,26 @@ def test_a_version_1_checkpoint_written_before_the_format_was_ours_loads(tmp_pat
     for part in ("weights", "momentum", "velocity"):
         for path, value in getattr(old.state, part).items():
             np.testing.assert_array_equal(getattr(new.state, part)[path], value)
+    # The like-term inputs came later: their weights start at zero, so the old
+    # model's outputs are kept exactly.
+    added = sorted(set(new.state.weights) - set(old.state.weights))
+    assert added == ["like_factors/kernel", "like_terms/kernel"]
+    for part in ("weights", "momentum", "velocity"):
+        for path in added:
+            assert not getattr(new.state, part)[path].any()
+    from mathy_a3c.envs import MathyTask, stack
+
+    seen = MathyTask(["poly"], "normal", seed=1).reset()
+    assert seen.like.any() or seen.factors.any()
+    blind = seen._replace(
+        like=np.zeros_like(seen.like), factors=np.zeros_like(seen.factors)
+    )
+    for a, b in zip(
+        agent.network.predict(stack([seen])),
+        agent.network.predict(stack([blind])),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_only_the_temp_files_of_the_given_writer_are_removed(tmp_path):

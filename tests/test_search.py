@@ -102,3 +102,18 @@ def test_max_moves_stops_early_without_claiming_a_win(actor):
 def test_simulations_must_be_positive(actor):
     with pytest.raises(ValueError, match="simulations must be >= 1; got 0"):
         MCTS(actor.batch, simulations=0)
+
+
+def test_a_known_loss_is_never_walked_again_while_other_moves_remain():
+    """A value head that rates every state below a loss (an untrained one can)
+    must not make the search replay the loss it found instead of exploring."""
+
+    def pessimist(observations):
+        logits = np.stack([np.where(o.mask > 0, 0.0, -1e9) for o in observations])
+        return logits, np.full(len(observations), -5.0)
+
+    task = _task("4x + 2y + 3x")  # 3 moves at the fewest (test_solvable)
+    task.state.max_moves = task.state.agent.moves_remaining = 3  # any other: lost
+    result = MCTS(pessimist, simulations=200).solve(task)
+    assert result.win, [o.expression for _, o in result.steps]
+    assert len(result.steps) == 3
