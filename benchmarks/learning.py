@@ -35,6 +35,7 @@ configure_for_training()
 
 from mathy_a3c import A3CAgent, A3CConfig  # noqa: E402
 from mathy_a3c.callbacks import Callback, RunStats  # noqa: E402
+from mathy_a3c.envs import Observation  # noqa: E402
 from mathy_a3c.evaluation import (  # noqa: E402
     evaluate,
     generated_states,
@@ -157,6 +158,8 @@ def main() -> None:
         "env_steps": result.steps,
         "steps_per_s": round(result.steps_per_second, 1),
         "num_workers": config.num_workers,
+        "lr": config.lr,
+        "observation": list(Observation._fields),
         "eval_problems": final.problems,
         "greedy_win_rate": round(final.win_rate, 4),
         "greedy_mean_steps": round(final.mean_steps, 2),

@@ -15,11 +15,12 @@ time budget, then measure each model on generated problems.
   ``no-revisit`` strategy and random valid actions; mean steps are of greedy
   play. A fixed-difficulty model is measured at its difficulty, a curriculum
   model at every difficulty (``--eval-difficulties`` to choose).
-* With ``--solvable N``, every problem greedy play lost is searched
-  breadth-first over the environment's own transitions (at most ``N`` of
-  them, :mod:`mathy_a3c.solvable`): the JSON line counts how many of the
-  losses could be won within the move budget, how many could not, and how
-  many the search could not decide.
+* With ``--solvable N``, every problem greedy play lost is checked: a problem
+  the no-revisit or the random strategy won can be won; every other one is
+  searched breadth-first over the environment's own transitions (at most
+  ``N`` of them, :mod:`mathy_a3c.solvable`). The JSON line counts the losses
+  another strategy won, and of the rest those the search won, those it showed
+  cannot be won within the move budget, and those it could not decide.
 * Models are kept in ``--models`` (``TOPIC_DIFFICULTY_seedN``), for
   ``mathy evaluate`` and ``mathy simplify`` afterwards.
 * One JSON line per topic and difficulty as it is measured, then a table.
@@ -113,19 +114,31 @@ def measure(
         "greedy_mean_steps": round(greedy.mean_steps, 2),
         "problems": greedy.problems,
     }
-    if solvable_budget:
-        # Which greedy losses could be won at all within the move budget?
-        env = make_env(topic)
-        lost = [s for s, won in zip(states, greedy.won, strict=True) if not won]
-        verdicts = [breadth_first(env, s, solvable_budget).verdict for s in lost]
-        for verdict in (SOLVABLE, UNSOLVABLE, UNKNOWN):
-            row[f"greedy_lost_{verdict}"] = verdicts.count(verdict)
-        row["solvable_max_transitions"] = solvable_budget
+    others = []
     if not quick:
         safe = evaluate(topic, states, predict, "no-revisit", level)
         rand = evaluate(topic, states, None, difficulty=level, seed=seed)
         row["no_revisit_win_rate"] = round(safe.win_rate, 4)
         row["random_win_rate"] = round(rand.win_rate, 4)
+        others = [safe.won, rand.won]
+    if solvable_budget:
+        # Which greedy losses could be won at all within the move budget? A
+        # problem another strategy won can; the others are searched.
+        env = make_env(topic)
+        verdicts = []
+        for i, state in enumerate(states):
+            if greedy.won[i]:
+                continue
+            if any(won[i] for won in others):
+                verdicts.append("won_by_another_strategy")
+            else:
+                verdicts.append(breadth_first(env, state, solvable_budget).verdict)
+        row["greedy_lost_won_by_another_strategy"] = verdicts.count(
+            "won_by_another_strategy"
+        )
+        for verdict in (SOLVABLE, UNSOLVABLE, UNKNOWN):
+            row[f"greedy_lost_{verdict}"] = verdicts.count(verdict)
+        row["solvable_max_transitions"] = solvable_budget
     return row
 
 

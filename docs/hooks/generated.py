@@ -69,32 +69,46 @@ def _median(values: list[float]) -> float:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def _defaults(run: dict[str, Any]) -> str:
+    """The learning settings a run had (runs before 2026-12-01's like-term
+    features record neither: they had lr 3e-4 and no marks)."""
+    marks = "like marks" if "like" in run.get("observation", ()) else "no like marks"
+    return f"lr {run.get('lr', 3e-4):g}, {marks}"
+
+
 def _learning_table() -> str:
     runs = _jsonl("learning.jsonl")
     rows = [
         "| topic | difficulty | training | seed | greedy win rate | mean steps "
-        "| random win rate | env steps | steps/s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| random win rate | env steps | steps/s | defaults of |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in runs:
         rows.append(
             f"| {r['topic']} | {r['difficulty']} | {r['train_seconds']:.0f} s "
             f"| {r['seed']} | {r['greedy_win_rate']:.3f} | {r['greedy_mean_steps']} "
-            f"| {r['random_win_rate']:.3f} | {r['env_steps']} | {r['steps_per_s']} |"
+            f"| {r['random_win_rate']:.3f} | {r['env_steps']} | {r['steps_per_s']} "
+            f"| {_defaults(r)} |"
         )
-    groups = sorted({(r["topic"], r["difficulty"]) for r in runs})
+    groups = list(
+        dict.fromkeys((r["topic"], r["difficulty"], _defaults(r)) for r in runs)
+    )
     rows += [
         "",
-        "| topic | difficulty | median greedy win rate (seeds) |",
-        "| --- | --- | --- |",
+        "| topic | difficulty | defaults of | median greedy win rate (seeds) |",
+        "| --- | --- | --- | --- |",
     ]
-    for topic, difficulty in groups:
+    for topic, difficulty, defaults in groups:
         rates = [
             r["greedy_win_rate"]
             for r in runs
-            if (r["topic"], r["difficulty"]) == (topic, difficulty)
+            if (r["topic"], r["difficulty"], _defaults(r))
+            == (topic, difficulty, defaults)
         ]
-        rows.append(f"| {topic} | {difficulty} | {_median(rates):.3f} ({len(rates)}) |")
+        rows.append(
+            f"| {topic} | {difficulty} | {defaults} | {_median(rates):.3f} "
+            f"({len(rates)}) |"
+        )
     rows += [
         "",
         "Hand-written problems (`benchmarks/problems/poly.txt`), greedy win "
@@ -224,6 +238,10 @@ def _search_table() -> str:
     return "\n".join(rows)
 
 
+#: How each greedy loss was judged (benchmarks/topics.py --solvable).
+LOST_VERDICTS = ("won_by_another_strategy", "solvable", "unsolvable", "unknown")
+
+
 def _topics_table() -> str:
     """One row per trained model's topic and evaluation difficulty: the median
     of its seeds, each seed's figure after it."""
@@ -235,7 +253,8 @@ def _topics_table() -> str:
     rows = [
         "| topic | trained on | training | budget | evaluated at | seeds "
         "| greedy | no-revisit | random | greedy mean steps | env steps "
-        "| greedy losses: winnable / not / undecided |",
+        "| greedy losses: won by another strategy / by the breadth-first "
+        "search / cannot be won / undecided |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
 
@@ -259,7 +278,9 @@ def _topics_table() -> str:
         lost = (
             " / ".join(
                 str(sum(r[f"greedy_lost_{v}"] for r in searched))
-                for v in ("solvable", "unsolvable", "unknown")
+                if all(f"greedy_lost_{v}" in r for r in searched)
+                else "–"
+                for v in LOST_VERDICTS
             )
             if searched
             else "–"
