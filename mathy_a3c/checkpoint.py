@@ -314,16 +314,13 @@ ADDED_VARIABLES = {
 }
 
 
-def add_new_variables(state: TrainingState, layout: Layout) -> list[str]:
+def add_new_variables(state: TrainingState, layout: Layout) -> None:
     """Give ``state`` (a saved model) the :data:`ADDED_VARIABLES` of
-    ``layout`` that it lacks, as zeros; returns their paths."""
-    added = []
+    ``layout`` that it lacks, as zeros."""
     for path, _, _, shape in layout:
         if path in ADDED_VARIABLES and path not in state.weights:
             for part in (state.weights, state.momentum, state.velocity):
                 part[path] = np.zeros(shape, np.float32)
-            added.append(path)
-    return added
 
 
 def check_layout(state: TrainingState, layout: Layout, folder: str) -> None:

@@ -1,8 +1,9 @@
 """The actor-critic networks, as Keras models.
 
 Inputs follow :class:`mathy_a3c.envs.Observation`. Every node (listed inorder,
-so node ``i`` is mask column ``i``) gets an embedding of its type id plus a
-projection of its value and of the problem type and time. A stack of residual
+so node ``i`` is mask column ``i``) gets an embedding of its type id plus
+projections of its value, of its marks (the last action's node, a like term,
+a like factor) and of the problem type, time and history. A stack of residual
 dilated 1-D convolutions mixes neighbouring nodes; a pooled summary of the
 whole expression is added back to every node. A per-node head scores the 7
 rules at that node, giving ``7 x 128`` logits laid out rule-major like the
