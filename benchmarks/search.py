@@ -4,7 +4,8 @@
 
 * Every model folder in ``--models`` (for example the topic benchmark's,
   ``TOPIC_DIFFICULTY_seedN``) plays ``--problems`` generated problems of its
-  first topic at each of ``--difficulties``, from the evaluation seed training
+  first topic (with ``--every-topic``, of each topic it trained on) at each
+  of ``--difficulties``, from the evaluation seed training
   never uses: greedy, ``no-revisit``, and a Monte Carlo tree search guided by
   the model with ``--simulations`` per move (one at a time, as ``mathy
   simplify --search mcts`` plays).
@@ -12,6 +13,11 @@
   ``--problems-file`` (one line per group), at the first difficulty.
 * For the search it reports the win rate, the median and 95th-percentile
   wall time per problem, and the mean simulations per problem.
+* With ``--solvable N``, every problem the search lost gets a breadth-first
+  search over the environment's own transitions (at most ``N`` of them,
+  :mod:`mathy_a3c.solvable`): the JSON line counts the losses it won, those
+  it showed cannot be won within the move budget, and those it could not
+  decide.
 * One JSON line per model and difficulty; the docs' search page renders the
   lines kept in ``docs/results/search.jsonl``.
 """
@@ -28,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mathy_a3c import A3CAgent  # noqa: E402
 from mathy_a3c.config import DEFAULT_SIMULATIONS  # noqa: E402
+from mathy_a3c.envs import make_env  # noqa: E402
 from mathy_a3c.evaluation import (  # noqa: E402
     evaluate,
     evaluate_search,
@@ -36,6 +43,7 @@ from mathy_a3c.evaluation import (  # noqa: E402
     typed_states,
 )
 from mathy_a3c.search import MCTS  # noqa: E402
+from mathy_a3c.solvable import SOLVABLE, UNKNOWN, UNSOLVABLE, breadth_first  # noqa: E402
 
 #: Generated evaluation problems come from this seed (as in topics.py).
 EVAL_SEED = 987_654_321
@@ -52,6 +60,19 @@ def main() -> None:
         "--problems-file",
         default=os.path.join(os.path.dirname(__file__), "problems", "poly.txt"),
     )
+    parser.add_argument(
+        "--solvable",
+        type=int,
+        default=0,
+        metavar="N",
+        help="check each problem the search lost by a breadth-first search of "
+        "at most N transitions (0: no check)",
+    )
+    parser.add_argument(
+        "--every-topic",
+        action="store_true",
+        help="play each topic a model trained on, not just its first",
+    )
     args = parser.parse_args()
     written = read_problems(args.problems_file) if args.problems_file else []
     folders = sorted(
@@ -62,43 +83,61 @@ def main() -> None:
     if not folders:
         sys.exit(f"no model folders in {args.models}")
     command = "python " + " ".join(sys.argv)
+    levels = args.difficulties.split(",")
     for folder in folders:
         agent = A3CAgent.load(folder)
-        topic = agent.config.topics[0]
         searcher = MCTS(agent.search_evaluator(), simulations=args.simulations)
-        levels = args.difficulties.split(",")
-        sets = [(level, f"generated {level}", None) for level in levels]
-        if topic == "poly":
-            for group in dict.fromkeys(g for g, _ in written):
-                texts = [t for g, t in written if g == group]
-                sets.append((levels[0], f"file: {group}", texts))
-        for level, label, texts in sets:
-            if texts is None:
-                states = generated_states(topic, level, args.problems, args.seed)
-            else:
-                states = typed_states(topic, texts, level)
-            predict = agent.network.predict
-            greedy = evaluate(topic, states, predict, "greedy", level)
-            safe = evaluate(topic, states, predict, "no-revisit", level)
-            found = evaluate_search(topic, states, searcher, level)
-            row = {
-                "benchmark": "search",
-                "model": folder,
-                "topic": topic,
-                "difficulty": level,
-                "set": label,
-                "problems": len(states),
-                "simulations": args.simulations,
-                "greedy_win_rate": round(greedy.win_rate, 4),
-                "no_revisit_win_rate": round(safe.win_rate, 4),
-                "search_win_rate": round(found.win_rate, 4),
-                "search_seconds_median": round(found.seconds_median, 4),
-                "search_seconds_p95": round(found.seconds_p95, 4),
-                "search_simulations_mean": round(found.simulations / len(states), 1),
-                "command": command,
-                "date": time.strftime("%Y-%m-%d"),
-            }
-            print(json.dumps(row), flush=True)
+        topics = agent.config.topics if args.every_topic else agent.config.topics[:1]
+        for topic in topics:
+            play(args, folder, agent, searcher, topic, levels, written, command)
+
+
+def play(args, folder, agent, searcher, topic, levels, written, command) -> None:
+    """Print one JSON line for each problem set of ``topic``."""
+    sets = [(level, f"generated {level}", None) for level in levels]
+    if topic == "poly":
+        for group in dict.fromkeys(g for g, _ in written):
+            texts = [t for g, t in written if g == group]
+            sets.append((levels[0], f"file: {group}", texts))
+    for level, label, texts in sets:
+        if texts is None:
+            states = generated_states(topic, level, args.problems, args.seed)
+        else:
+            states = typed_states(topic, texts, level)
+        predict = agent.network.predict
+        greedy = evaluate(topic, states, predict, "greedy", level)
+        safe = evaluate(topic, states, predict, "no-revisit", level)
+        found = evaluate_search(topic, states, searcher, level)
+        row = {
+            "benchmark": "search",
+            "model": folder,
+            "topic": topic,
+            "difficulty": level,
+            "set": label,
+            "problems": len(states),
+            "simulations": args.simulations,
+            "greedy_win_rate": round(greedy.win_rate, 4),
+            "no_revisit_win_rate": round(safe.win_rate, 4),
+            "search_win_rate": round(found.win_rate, 4),
+            "search_seconds_median": round(found.seconds_median, 4),
+            "search_seconds_p95": round(found.seconds_p95, 4),
+            "search_simulations_mean": round(found.simulations / len(states), 1),
+        }
+        if args.solvable:  # which losses could be won at all?
+            env = make_env(topic)
+            verdicts = [
+                breadth_first(env, state, args.solvable).verdict
+                for state, won in zip(states, found.won, strict=True)
+                if not won
+            ]
+            for verdict in (SOLVABLE, UNSOLVABLE, UNKNOWN):
+                row[f"search_lost_{verdict}"] = verdicts.count(verdict)
+            row["solvable_max_transitions"] = args.solvable
+        row |= {
+            "command": command,
+            "date": time.strftime("%Y-%m-%d"),
+        }
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

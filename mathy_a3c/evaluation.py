@@ -186,20 +186,21 @@ def evaluate_search(
     difficulty: str = "easy",
 ) -> SearchEval:
     """Play every state to its end by tree search, one problem at a time."""
-    wins = steps = simulations = 0
-    seconds = []
+    steps = simulations = 0
+    seconds, won = [], []
     task = MathyTask([topic], difficulty, seed=0)
     for state in states:
         task.start(state)
         result = searcher.solve(task)
-        wins += int(result.win)
+        won.append(bool(result.win))
         steps += len(result.steps)
         simulations += result.stats.simulations
         seconds.append(result.stats.seconds)
     return SearchEval(
         problems=len(states),
-        wins=wins,
+        wins=sum(won),
         total_steps=steps,
+        won=tuple(won),
         seconds=tuple(seconds),
         simulations=simulations,
     )

@@ -5,8 +5,8 @@
 * ``<!-- config-table -->`` becomes a table of every ``A3CConfig`` field with
   its default and documentation;
 * ``<!-- learning-results -->``, ``<!-- throughput-results -->``,
-  ``<!-- search-results -->``, ``<!-- topics-results -->`` and
-  ``<!-- cartpole-results -->`` become
+  ``<!-- search-results -->``, ``<!-- topics-results -->``,
+  ``<!-- strategies-results -->`` and ``<!-- cartpole-results -->`` become
   tables of the JSON lines the benchmarks printed, kept in ``docs/results``.
 
 So the reference pages cannot drift from the code, nor the numbers from the
@@ -224,18 +224,33 @@ def _cartpole_table() -> str:
 def _search_table() -> str:
     runs = _jsonl("search.jsonl")
     rows = [
-        "| topic | difficulty | problems | greedy | no-revisit | search "
-        "| s/problem (median) | s/problem (p95) | simulations per move |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | topic | difficulty | problems | greedy | no-revisit | search "
+        "| s/problem (median) | s/problem (p95) | simulations per move "
+        "| search losses: can be won / cannot / undecided |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in runs:
         rows.append(
+            f"| {os.path.basename(r['model'])} "
             f"| {r['topic']} | {r['difficulty']} | {r['set']}, {r['problems']} "
             f"| {r['greedy_win_rate']:.3f} | {r['no_revisit_win_rate']:.3f} "
             f"| {r['search_win_rate']:.3f} | {r['search_seconds_median']:.3f} "
-            f"| {r['search_seconds_p95']:.3f} | {r['simulations']} |"
+            f"| {r['search_seconds_p95']:.3f} | {r['simulations']} "
+            f"| {_search_losses(r)} |"
         )
     return "\n".join(rows)
+
+
+def _search_losses(row: dict[str, Any]) -> str:
+    """How the problems a search lost were judged (``--solvable``)."""
+    if row["search_win_rate"] == 1.0:
+        return "none lost"
+    if "search_lost_solvable" not in row:
+        return "not checked"
+    return " / ".join(
+        str(row[f"search_lost_{verdict}"])
+        for verdict in ("solvable", "unsolvable", "unknown")
+    )
 
 
 #: How each greedy loss was judged (benchmarks/topics.py --solvable).
@@ -292,11 +307,59 @@ def _topics_table() -> str:
     return "\n".join(rows)
 
 
+def _strategies_table() -> str:
+    """Search while training against plain A3C: the topic benchmark's runs of
+    each strategy (``settings``), alone at one difficulty and budget, by
+    topic: medians over seeds, each seed's figure after them."""
+    searched = _jsonl("strategies.jsonl")
+    plain = [
+        r
+        for r in _jsonl("topics.jsonl")
+        if r["trained_on"] == r["topic"] and not r["settings"]
+    ]
+    groups: dict[tuple[str, str, str, float], list[dict[str, Any]]] = {}
+    for r in searched:
+        key = (r["topic"], r["difficulty"], r["train_difficulty"], r["budget_seconds"])
+        strategy = r["settings"].get("action_strategy", "a3c")
+        groups.setdefault((*key, strategy), []).append(r)
+        same = (*key, "a3c")
+        if same not in groups:
+            groups[same] = [
+                p
+                for p in plain
+                if (p["topic"], p["difficulty"], p["train_difficulty"]) == key[:3]
+                and p["budget_seconds"] == key[3]
+            ]
+    rows = [
+        "| topic | training | budget | evaluated at | action strategy | seeds "
+        "| greedy win rate | no-revisit | env steps |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def each(group: list[dict[str, Any]], name: str, form: str) -> str:
+        values = [r[name] for r in group]
+        text = format(_median(values), form)
+        listed = ", ".join(format(v, form) for v in values)
+        return text if len(values) == 1 else f"**{text}** ({listed})"
+
+    for (topic, level, training, budget, strategy), group in sorted(groups.items()):
+        seeds = ", ".join(str(r["seed"]) for r in group)
+        rows.append(
+            f"| {topic} | {training} | {budget:.0f} s | {level} | `{strategy}` "
+            f"| {seeds} "
+            f"| {each(group, 'greedy_win_rate', '.3f')} "
+            f"| {each(group, 'no_revisit_win_rate', '.3f')} "
+            f"| {each(group, 'env_steps', ',.0f')} |"
+        )
+    return "\n".join(rows)
+
+
 TABLES = {
     "<!-- cartpole-results -->": _cartpole_table,
     "<!-- config-table -->": _config_table,
     "<!-- learning-results -->": _learning_table,
     "<!-- search-results -->": _search_table,
+    "<!-- strategies-results -->": _strategies_table,
     "<!-- throughput-results -->": _throughput_table,
     "<!-- topics-results -->": _topics_table,
 }
