@@ -83,17 +83,19 @@ def main() -> None:
     if not folders:
         sys.exit(f"no model folders in {args.models}")
     command = "python " + " ".join(sys.argv)
-    levels = args.difficulties.split(",")
     for folder in folders:
         agent = A3CAgent.load(folder)
         searcher = MCTS(agent.search_evaluator(), simulations=args.simulations)
         topics = agent.config.topics if args.every_topic else agent.config.topics[:1]
         for topic in topics:
-            play(args, folder, agent, searcher, topic, levels, written, command)
+            play(args, folder, agent, searcher, topic, written, command)
 
 
-def play(args, folder, agent, searcher, topic, levels, written, command) -> None:
-    """Print one JSON line for each problem set of ``topic``."""
+def play(args, folder, agent, searcher, topic, written, command) -> None:
+    """Print one JSON line for each problem set of ``topic`` the model in
+    ``folder`` plays: generated ones at each difficulty, and for poly the
+    hand-written groups of ``written`` at the first."""
+    levels = args.difficulties.split(",")
     sets = [(level, f"generated {level}", None) for level in levels]
     if topic == "poly":
         for group in dict.fromkeys(g for g, _ in written):
