@@ -43,7 +43,7 @@ from mathy_a3c.evaluation import (  # noqa: E402
     typed_states,
 )
 from mathy_a3c.search import MCTS  # noqa: E402
-from mathy_a3c.solvable import SOLVABLE, UNKNOWN, UNSOLVABLE, breadth_first  # noqa: E402
+from mathy_a3c.solvable import WON_ELSEWHERE, judge_losses  # noqa: E402
 
 #: Generated evaluation problems come from this seed (as in topics.py).
 EVAL_SEED = 987_654_321
@@ -126,14 +126,9 @@ def play(args, folder, agent, searcher, topic, written, command) -> None:
             "search_simulations_mean": round(found.simulations / len(states), 1),
         }
         if args.solvable:  # which losses could be won at all?
-            env = make_env(topic)
-            verdicts = [
-                breadth_first(env, state, args.solvable).verdict
-                for state, won in zip(states, found.won, strict=True)
-                if not won
-            ]
-            for verdict in (SOLVABLE, UNSOLVABLE, UNKNOWN):
-                row[f"search_lost_{verdict}"] = verdicts.count(verdict)
+            counts = judge_losses(make_env(topic), states, found.won, args.solvable)
+            del counts[WON_ELSEWHERE]  # no other strategy is asked
+            row |= {f"search_lost_{verdict}": n for verdict, n in counts.items()}
             row["solvable_max_transitions"] = args.solvable
         row |= {
             "command": command,

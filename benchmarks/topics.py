@@ -45,12 +45,7 @@ from mathy_a3c import A3CAgent, A3CConfig  # noqa: E402
 from mathy_a3c.config import DIFFICULTIES, TOPICS  # noqa: E402
 from mathy_a3c.envs import make_env  # noqa: E402
 from mathy_a3c.evaluation import evaluate, generated_states  # noqa: E402
-from mathy_a3c.solvable import (  # noqa: E402
-    SOLVABLE,
-    UNKNOWN,
-    UNSOLVABLE,
-    breadth_first,
-)
+from mathy_a3c.solvable import judge_losses  # noqa: E402
 
 #: Generated evaluation problems come from this seed (as in learning.py).
 EVAL_SEED = 987_654_321
@@ -114,30 +109,20 @@ def measure(
         "greedy_mean_steps": round(greedy.mean_steps, 2),
         "problems": greedy.problems,
     }
-    others = []
+    others: tuple[tuple[bool, ...], ...] = ()
     if not quick:
         safe = evaluate(topic, states, predict, "no-revisit", level)
         rand = evaluate(topic, states, None, difficulty=level, seed=seed)
         row["no_revisit_win_rate"] = round(safe.win_rate, 4)
         row["random_win_rate"] = round(rand.win_rate, 4)
-        others = [safe.won, rand.won]
+        others = (safe.won, rand.won)
     if solvable_budget:
         # Which greedy losses could be won at all within the move budget? A
         # problem another strategy won can; the others are searched.
-        env = make_env(topic)
-        verdicts = []
-        for i, state in enumerate(states):
-            if greedy.won[i]:
-                continue
-            if any(won[i] for won in others):
-                verdicts.append("won_by_another_strategy")
-            else:
-                verdicts.append(breadth_first(env, state, solvable_budget).verdict)
-        row["greedy_lost_won_by_another_strategy"] = verdicts.count(
-            "won_by_another_strategy"
+        counts = judge_losses(
+            make_env(topic), states, greedy.won, solvable_budget, others
         )
-        for verdict in (SOLVABLE, UNSOLVABLE, UNKNOWN):
-            row[f"greedy_lost_{verdict}"] = verdicts.count(verdict)
+        row |= {f"greedy_lost_{verdict}": n for verdict, n in counts.items()}
         row["solvable_max_transitions"] = solvable_budget
     return row
 

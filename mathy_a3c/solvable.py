@@ -75,3 +75,28 @@ def breadth_first(
                     following.append((after, actions))
         frontier = following
     return Solvability(UNSOLVABLE, None, transitions, len(seen))
+
+
+#: A lost problem that another way of playing it won: it can be won.
+WON_ELSEWHERE = "won_by_another_strategy"
+
+
+def judge_losses(
+    env: MathyEnv,
+    states: list[MathyEnvState],
+    won: tuple[bool, ...],
+    max_transitions: int,
+    others: tuple[tuple[bool, ...], ...] = (),
+) -> dict[str, int]:
+    """How many of the problems ``won`` marks as lost are :data:`WON_ELSEWHERE`
+    (won in one of ``others``, outcomes of the same states played another
+    way), and of the rest, how many get each :func:`breadth_first` verdict."""
+    counts = dict.fromkeys((WON_ELSEWHERE, SOLVABLE, UNSOLVABLE, UNKNOWN), 0)
+    for i, state in enumerate(states):
+        if won[i]:
+            continue
+        if any(outcomes[i] for outcomes in others):
+            counts[WON_ELSEWHERE] += 1
+        else:
+            counts[breadth_first(env, state, max_transitions).verdict] += 1
+    return counts

@@ -1,8 +1,15 @@
 """The breadth-first solvability check, on the real poly environment."""
 
 from mathy_a3c.envs import MathyTask, make_env, typed_state
-from mathy_a3c.evaluation import generated_states
-from mathy_a3c.solvable import SOLVABLE, UNKNOWN, UNSOLVABLE, breadth_first
+from mathy_a3c.evaluation import evaluate, generated_states
+from mathy_a3c.solvable import (
+    SOLVABLE,
+    UNKNOWN,
+    UNSOLVABLE,
+    WON_ELSEWHERE,
+    breadth_first,
+    judge_losses,
+)
 
 
 def _replay(topic, state, actions):
@@ -50,3 +57,23 @@ def test_generated_problems_replay_to_a_win():
                 assert _replay(topic, state, answer.actions)[-1].win, topic
             else:
                 assert answer.verdict == UNKNOWN, (topic, state.agent.problem)
+
+
+def test_losses_are_judged_by_other_outcomes_first_then_searched():
+    env = make_env("poly")
+    states = generated_states("poly", "easy", 12, seed=4)
+    random_play = evaluate("poly", states, None, difficulty="easy", seed=0)
+    assert 0 < random_play.wins < 12
+    nothing_won = (False,) * len(states)
+    counts = judge_losses(env, states, nothing_won, 3000, (random_play.won,))
+    assert counts[WON_ELSEWHERE] == random_play.wins
+    searched = [
+        breadth_first(env, s, 3000).verdict
+        for s, won in zip(states, random_play.won, strict=True)
+        if not won
+    ]
+    for verdict in (SOLVABLE, UNSOLVABLE, UNKNOWN):
+        assert counts[verdict] == searched.count(verdict)
+    # Problems that were won are not judged at all.
+    everything = judge_losses(env, states, (True,) * len(states), 3000)
+    assert sum(everything.values()) == 0

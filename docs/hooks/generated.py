@@ -69,6 +69,16 @@ def _median(values: list[float]) -> float:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def _median_and_each(values: list[float], form: str = ".3f") -> str:
+    """The median in bold, then every value; one value alone; "–" for none."""
+    if not values:
+        return "–"
+    text = format(_median(values), form)
+    if len(values) == 1:
+        return text
+    return f"**{text}** ({', '.join(format(v, form) for v in values)})"
+
+
 def _defaults(run: dict[str, Any]) -> str:
     """The learning settings a run had (runs before 2026-12-01's like-term
     features record neither: they had lr 3e-4 and no marks)."""
@@ -221,6 +231,11 @@ def _cartpole_table() -> str:
     return "\n".join(rows)
 
 
+#: How each loss was judged (``--solvable`` of benchmarks/topics.py and
+#: benchmarks/search.py; a search's losses have no first verdict).
+LOST_VERDICTS = ("won_by_another_strategy", "solvable", "unsolvable", "unknown")
+
+
 def _search_table() -> str:
     runs = _jsonl("search.jsonl")
     rows = [
@@ -247,14 +262,7 @@ def _search_losses(row: dict[str, Any]) -> str:
         return "none lost"
     if "search_lost_solvable" not in row:
         return "not checked"
-    return " / ".join(
-        str(row[f"search_lost_{verdict}"])
-        for verdict in ("solvable", "unsolvable", "unknown")
-    )
-
-
-#: How each greedy loss was judged (benchmarks/topics.py --solvable).
-LOST_VERDICTS = ("won_by_another_strategy", "solvable", "unsolvable", "unknown")
+    return " / ".join(str(row[f"search_lost_{v}"]) for v in LOST_VERDICTS[1:])
 
 
 def _topics_table() -> str:
@@ -274,12 +282,7 @@ def _topics_table() -> str:
     ]
 
     def stat(group: list[dict[str, Any]], name: str) -> str:
-        values = [r[name] for r in group if name in r]
-        if not values:
-            return "–"
-        each = ", ".join(f"{v:.3f}" for v in values)
-        text = f"{_median(values):.3f}"
-        return text if len(values) == 1 else f"**{text}** ({each})"
+        return _median_and_each([r[name] for r in group if name in r])
 
     for (trained, topic, training, level, budget), group in groups.items():
         seeds = ", ".join(str(r["seed"]) for r in group)
@@ -337,10 +340,7 @@ def _strategies_table() -> str:
     ]
 
     def each(group: list[dict[str, Any]], name: str, form: str) -> str:
-        values = [r[name] for r in group]
-        text = format(_median(values), form)
-        listed = ", ".join(format(v, form) for v in values)
-        return text if len(values) == 1 else f"**{text}** ({listed})"
+        return _median_and_each([r[name] for r in group], form)
 
     for (topic, level, training, budget, strategy), group in sorted(groups.items()):
         seeds = ", ".join(str(r["seed"]) for r in group)
