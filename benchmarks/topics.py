@@ -43,7 +43,7 @@ configure_for_training()
 
 from mathy_a3c import A3CAgent, A3CConfig  # noqa: E402
 from mathy_a3c.config import DIFFICULTIES, TOPICS  # noqa: E402
-from mathy_a3c.envs import make_env  # noqa: E402
+from mathy_a3c.envs import Observation, make_env  # noqa: E402
 from mathy_a3c.evaluation import evaluate, generated_states  # noqa: E402
 from mathy_a3c.solvable import judge_losses  # noqa: E402
 
@@ -198,6 +198,7 @@ def main() -> None:
                     "env_steps": result.steps,
                     "steps_per_s": round(result.steps_per_second, 1),
                     "raw_gym_poly_easy_steps_per_s": machine,
+                    "observation": list(Observation._fields),
                     **measure(
                         agent,
                         topic,

@@ -311,6 +311,7 @@ def _one_line(error: BaseException) -> str:
 ADDED_VARIABLES = {
     "like_terms/kernel": "2026-12: the like-term input, envs.Observation.like",
     "like_factors/kernel": "2026-12: the like-factor input, Observation.factors",
+    "node_depth/kernel": "2026-12: the node-depth input, Observation.depth",
 }
 
 

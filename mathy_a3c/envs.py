@@ -103,6 +103,9 @@ TYPE_SIZE = 4
 HISTORY_SIZE = 1 + NUM_RULES
 #: mathy_envs ends an episode when an expression is visited more than 3 times.
 MAX_VISITS = 3
+#: Node depths are divided by this (the deepest node of a generated problem
+#: is at depth 3 to 23, by topic and difficulty).
+DEPTH_SCALE = 8.0
 
 
 class Observation(NamedTuple):
@@ -128,6 +131,11 @@ class Observation(NamedTuple):
     factors: np.ndarray
     """float32 [MAX_NODES]: 1 at every factor of a product that another of
     its factors can be multiplied with (see :func:`term_features`)."""
+    depth: np.ndarray
+    """float32 [MAX_NODES]: each node's depth in the expression tree (the root
+    is 0) / :data:`DEPTH_SCALE`. With the inorder listing it fixes the tree:
+    ``6s^3 * 7b^3 * b^3`` and ``6s^3 * 7 * b^3 * b^3`` list the same node
+    types, but not at the same depths."""
     mask: np.ndarray
     """float32 [ACTION_SIZE]: 1 where (rule, node) is valid, rule-major."""
 
@@ -453,6 +461,20 @@ def term_features(nodes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return like, factors
 
 
+def _depth(node: Any, known: dict[int, int]) -> int:
+    """``node``'s distance from the root, remembering every node's in
+    ``known`` (by id) so that a walk over all nodes costs one step each."""
+    path = []
+    while node is not None and id(node) not in known:
+        path.append(node)
+        node = node.parent
+    depth = known[id(node)] if node is not None else -1
+    for step in reversed(path):
+        depth += 1
+        known[id(step)] = depth
+    return depth
+
+
 def _term_root(node: Any) -> Any:
     """The top node of the term ``node`` belongs to (its ancestor whose
     parent is a sum, or the root)."""
@@ -471,10 +493,14 @@ def observe(env: MathyEnv, state: MathyEnvState) -> Observation:
         raise ProblemError(f"expression has {count} nodes; at most {MAX_NODES} fit")
     types = np.zeros(MAX_NODES, dtype=np.int32)
     values = np.zeros(MAX_NODES, dtype=np.float32)
+    depth = np.zeros(MAX_NODES, dtype=np.float32)
+    depths: dict[int, int] = {}
     for i, node in enumerate(nodes):
         types[i] = node.type_id
         if isinstance(node, ConstantExpression) and node.value:
             values[i] = _squashed(node.value)
+        depth[i] = _depth(node, depths)
+    depth /= DEPTH_SCALE
     np.minimum(types, NODE_VOCAB - 1, out=types)
     mask = np.zeros((NUM_RULES, MAX_NODES), dtype=np.float32)
     mask[:, :count] = _valid_at(env, nodes)
@@ -500,6 +526,7 @@ def observe(env: MathyEnv, state: MathyEnvState) -> Observation:
         last=last,
         like=like,
         factors=factors,
+        depth=depth,
         mask=mask.reshape(-1),
     )
 

@@ -2,12 +2,12 @@
 
 Inputs follow :class:`mathy_a3c.envs.Observation`. Every node (listed inorder,
 so node ``i`` is mask column ``i``) gets an embedding of its type id plus
-projections of its value, of its marks (the last action's node, a like term,
-a like factor) and of the problem type, time and history. A stack of residual
-dilated 1-D convolutions mixes neighbouring nodes; a pooled summary of the
-whole expression is added back to every node. A per-node head scores the 7
-rules at that node, giving ``7 x 128`` logits laid out rule-major like the
-action mask. A pooled value head gives ``V(s)``.
+projections of its value, of its depth in the tree, of its marks (the last
+action's node, a like term, a like factor) and of the problem type, time and
+history. A stack of residual dilated 1-D convolutions mixes neighbouring
+nodes; a pooled summary of the whole expression is added back to every node.
+A per-node head scores the 7 rules at that node, giving ``7 x 128`` logits
+laid out rule-major like the action mask. A pooled value head gives ``V(s)``.
 
 Invalid actions are removed from the softmax: their logits are replaced by a
 large negative number (``tf.where`` on the mask), never multiplied.
@@ -72,6 +72,7 @@ def build_model(model_size: int = 64, seed: int = 0) -> keras.Model:
     last = keras.Input((None,), dtype="float32", name="last")
     like = keras.Input((None,), dtype="float32", name="like")
     factors = keras.Input((None,), dtype="float32", name="factors")
+    depth = keras.Input((None,), dtype="float32", name="depth")
 
     present = ops.expand_dims(ops.cast(ops.not_equal(nodes, 0), "float32"), -1)
     context = dense(d, "context")(layers.Concatenate()([ptype, time, history]))
@@ -87,6 +88,7 @@ def build_model(model_size: int = 64, seed: int = 0) -> keras.Model:
     x = x + dense(d, "last_action", use_bias=False)(ops.expand_dims(last, -1))
     x = x + dense(d, "like_terms", use_bias=False)(ops.expand_dims(like, -1))
     x = x + dense(d, "like_factors", use_bias=False)(ops.expand_dims(factors, -1))
+    x = x + dense(d, "node_depth", use_bias=False)(ops.expand_dims(depth, -1))
     x = ops.relu(x + ops.expand_dims(context, 1)) * present
     for i, dilation in enumerate(DILATIONS):
         h = layers.Conv1D(
@@ -118,7 +120,7 @@ def build_model(model_size: int = 64, seed: int = 0) -> keras.Model:
     )
     value = ops.squeeze(dense(1, "value_head")(value_hidden), -1)
     return keras.Model(
-        inputs=[nodes, values, ptype, time, history, last, like, factors],
+        inputs=[nodes, values, ptype, time, history, last, like, factors, depth],
         outputs=[per_node, value],
         name="actor_critic",
     )
@@ -202,6 +204,7 @@ def observation_signature() -> list[tf.TensorSpec]:
         tf.TensorSpec([None, None], tf.float32),
         tf.TensorSpec([None, None], tf.float32),
         tf.TensorSpec([None, None], tf.float32),
+        tf.TensorSpec([None, None], tf.float32),
         tf.TensorSpec([None, ACTION_SIZE], tf.float32),
     ]
 
@@ -218,4 +221,5 @@ def trimmed(batch: Observation) -> Observation:
         last=batch.last[..., :length],
         like=batch.like[..., :length],
         factors=batch.factors[..., :length],
+        depth=batch.depth[..., :length],
     )

@@ -74,6 +74,7 @@ class NumpyActor:
         self.last_kernel = w["last_action/kernel"][0]
         self.like_kernel = w["like_terms/kernel"][0]
         self.factors_kernel = w["like_factors/kernel"][0]
+        self.depth_kernel = w["node_depth/kernel"][0]
         self.context = (w["context/kernel"], w["context/bias"])
         self.convs = [
             (w[f"conv_{i}/kernel"], w[f"conv_{i}/bias"], dilation)
@@ -99,6 +100,7 @@ class NumpyActor:
         x += np.outer(obs.last[:n], self.last_kernel)
         x += np.outer(obs.like[:n], self.like_kernel)
         x += np.outer(obs.factors[:n], self.factors_kernel)
+        x += np.outer(obs.depth[:n], self.depth_kernel)
         x = np.maximum(x + self.value_bias + context, 0.0)
         for kernel, bias, r in self.convs:
             # "same" padding: node i sees nodes i - r, i and i + r (zeros outside).
@@ -146,10 +148,12 @@ class NumpyActor:
         last = np.stack([o.last[:n] for o in observations])
         like = np.stack([o.like[:n] for o in observations])
         factors = np.stack([o.factors[:n] for o in observations])
+        depth = np.stack([o.depth[:n] for o in observations])
         x = self.embedding[nodes] + values[:, :, None] * self.value_kernel
         x += last[:, :, None] * self.last_kernel
         x += like[:, :, None] * self.like_kernel
         x += factors[:, :, None] * self.factors_kernel
+        x += depth[:, :, None] * self.depth_kernel
         x = np.maximum(x + self.value_bias + context[:, None, :], 0.0) * present
         for kernel, bias, r in self.convs:
             h = x @ kernel[1]

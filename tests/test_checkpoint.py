@@ -106,19 +106,21 @@ def test_a_version_1_checkpoint_written_before_the_format_was_ours_loads(tmp_pat
     for part in ("weights", "momentum", "velocity"):
         for path, value in getattr(old.state, part).items():
             np.testing.assert_array_equal(getattr(new.state, part)[path], value)
-    # The like-term inputs came later: their weights start at zero, so the old
-    # model's outputs are kept exactly.
+    # The like-term and depth inputs came later: their weights start at zero,
+    # so the old model's outputs are kept exactly.
     added = sorted(set(new.state.weights) - set(old.state.weights))
-    assert added == ["like_factors/kernel", "like_terms/kernel"]
+    assert added == ["like_factors/kernel", "like_terms/kernel", "node_depth/kernel"]
     for part in ("weights", "momentum", "velocity"):
         for path in added:
             assert not getattr(new.state, part)[path].any()
     from mathy_a3c.envs import MathyTask, stack
 
     seen = MathyTask(["poly"], "normal", seed=1).reset()
-    assert seen.like.any() or seen.factors.any()
+    assert (seen.like.any() or seen.factors.any()) and seen.depth.any()
     blind = seen._replace(
-        like=np.zeros_like(seen.like), factors=np.zeros_like(seen.factors)
+        like=np.zeros_like(seen.like),
+        factors=np.zeros_like(seen.factors),
+        depth=np.zeros_like(seen.depth),
     )
     for a, b in zip(
         agent.network.predict(stack([seen])),

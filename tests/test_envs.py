@@ -204,6 +204,31 @@ def test_like_factor_feature_marks_factors_a_product_can_combine():
         assert [str(n) for n, f in zip(nodes, factors, strict=False) if f] == marked
 
 
+def test_node_depth_tells_apart_trees_that_list_the_same_node_types():
+    env = make_env("complex")
+    parse = envs.ExpressionParser().parse
+
+    def depths(text):
+        seen = observe(env, MathyEnvState(problem=text, max_moves=10))
+        count = len(parse(text).to_list("inorder"))
+        assert not seen.depth[count:].any()  # padding
+        return seen, [round(float(d) * envs.DEPTH_SCALE) for d in seen.depth[:count]]
+
+    # (6s^3 * 7b^3) * b^3 against ((6s^3 * 7) * b^3) * b^3: the same node
+    # types inorder, so without depths the model cannot tell them apart.
+    grouped, grouped_depths = depths("6s^3 * 7b^3 * b^3")
+    flat, flat_depths = depths("6s^3 * 7 * b^3 * b^3")
+    assert np.array_equal(grouped.nodes, flat.nodes)
+    assert grouped_depths != flat_depths
+    root = parse("6s^3 * 7b^3 * b^3")
+    for node, depth in zip(root.to_list("inorder"), grouped_depths, strict=True):
+        steps = 0
+        while node.parent is not None:
+            node, steps = node.parent, steps + 1
+        assert steps == depth
+    assert depths("x")[1] == [0]
+
+
 def test_problem_type_and_raw_type_ids_are_features():
     task = MathyTask(["poly", "complex"], "easy", seed=0)
     poly = task.reset()

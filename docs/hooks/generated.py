@@ -79,11 +79,29 @@ def _median_and_each(values: list[float], form: str = ".3f") -> str:
     return f"**{text}** ({', '.join(format(v, form) for v in values)})"
 
 
+#: The model inputs of the topic benchmark's runs that record none (all were
+#: made with the like marks, before the node-depth input).
+BEFORE_DEPTH = (
+    *("nodes", "values", "type", "time", "history", "last", "like", "factors"),
+    "mask",
+)
+
+
+def _inputs(fields: Any) -> str:
+    """What a run's model saw beyond the node types: the like marks, the
+    node depths."""
+    marks = "like marks" if "like" in fields else "no like marks"
+    return marks + (", depth" if "depth" in fields else ", no depth")
+
+
 def _defaults(run: dict[str, Any]) -> str:
     """The learning settings a run had (runs before 2026-12-01's like-term
     features record neither: they had lr 3e-4 and no marks)."""
-    marks = "like marks" if "like" in run.get("observation", ()) else "no like marks"
-    return f"lr {run.get('lr', 3e-4):g}, {marks}"
+    return f"lr {run.get('lr', 3e-4):g}, {_inputs(run.get('observation', ()))}"
+
+
+def _topic_inputs(run: dict[str, Any]) -> str:
+    return _inputs(run.get("observation", BEFORE_DEPTH))
 
 
 def _learning_table() -> str:
@@ -269,22 +287,23 @@ def _topics_table() -> str:
     """One row per trained model's topic and evaluation difficulty: the median
     of its seeds, each seed's figure after it."""
     runs = _jsonl("topics.jsonl")
-    groups: dict[tuple[str, str, str, str, float], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str, str, float, str], list[dict[str, Any]]] = {}
     for r in runs:
         key = (r["trained_on"], r["topic"], r["train_difficulty"], r["difficulty"])
-        groups.setdefault((*key, r["budget_seconds"]), []).append(r)
+        groups.setdefault((*key, r["budget_seconds"], _topic_inputs(r)), []).append(r)
     rows = [
-        "| topic | trained on | training | budget | evaluated at | seeds "
-        "| greedy | no-revisit | random | greedy mean steps | env steps "
+        "| topic | trained on | training | budget | model inputs | evaluated at "
+        "| seeds | greedy | no-revisit | random | greedy mean steps | env steps "
         "| greedy losses: won by another strategy / by the breadth-first "
         "search / cannot be won / undecided |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+        "| --- |",
     ]
 
     def stat(group: list[dict[str, Any]], name: str) -> str:
         return _median_and_each([r[name] for r in group if name in r])
 
-    for (trained, topic, training, level, budget), group in groups.items():
+    for (trained, topic, training, level, budget, inputs), group in groups.items():
         seeds = ", ".join(str(r["seed"]) for r in group)
         rates = " | ".join(
             stat(group, f"{name}_win_rate")
@@ -304,8 +323,9 @@ def _topics_table() -> str:
             else "–"
         )
         rows.append(
-            f"| {topic} | {trained} | {training} | {budget:.0f} s | {level} "
-            f"| {seeds} | {rates} | {steps:.1f} | {env_steps:,.0f} | {lost} |"
+            f"| {topic} | {trained} | {training} | {budget:.0f} s | {inputs} "
+            f"| {level} | {seeds} | {rates} | {steps:.1f} | {env_steps:,.0f} "
+            f"| {lost} |"
         )
     return "\n".join(rows)
 
@@ -320,6 +340,8 @@ def _strategies_table() -> str:
         for r in _jsonl("topics.jsonl")
         if r["trained_on"] == r["topic"] and not r["settings"]
     ]
+    # The searching runs were made before the node-depth input: compare them
+    # with the plain runs whose models saw the same inputs.
     groups: dict[tuple[str, str, str, float], list[dict[str, Any]]] = {}
     for r in searched:
         key = (r["topic"], r["difficulty"], r["train_difficulty"], r["budget_seconds"])
@@ -332,6 +354,7 @@ def _strategies_table() -> str:
                 for p in plain
                 if (p["topic"], p["difficulty"], p["train_difficulty"]) == key[:3]
                 and p["budget_seconds"] == key[3]
+                and _topic_inputs(p) == _topic_inputs(r)
             ]
     rows = [
         "| topic | training | budget | evaluated at | action strategy | seeds "
