@@ -230,6 +230,7 @@ class RayBackend(Coordinator):
         if messages[-1] == ("update", None):  # its gradients, in pieces
             messages[-1] = ("update", join(gradients))
         replies: list[tuple] = []
+        spent = False  # the number it held ahead answered its claim
         for message in messages:
             kind = message[0]
             if kind == "hello":
@@ -239,12 +240,12 @@ class RayBackend(Coordinator):
                 self.playing.pop(worker, None)
             if kind == "report":  # answered with the spare: it plays that now
                 self.playing[worker] = self.spares.pop(worker)
-            elif kind in ("claim", "episode") and self._spare_answers(worker):
-                # The number it holds answers it: a worker is never told to
-                # stop while it holds a number nobody else may play.
-                if kind == "episode":
-                    self.handle(worker, ("report", message[1]), replies.append)
+            elif kind == "claim" and self._spare_answers(worker):
+                # Its first claim, made while it holds the number handed out
+                # with its first weights: that number answers it (a worker is
+                # never told to stop while it holds one nobody else may play).
                 replies.append(("episode", self.spares.pop(worker)))
+                spent = True
                 continue
             self.handle(worker, message, replies.append)
         if replies and worker in self.open:
@@ -254,11 +255,14 @@ class RayBackend(Coordinator):
             weights = split(reply[1], self.pieces) if reply[0] == "weights" else []
             if weights:
                 reply = ("weights", None)
+            spare = self._spare(worker)
+            if spent and spare is None:  # none to take its place: it holds none
+                spare = REVOKE
             exchange = self.actors[worker].exchange
-            self._call(worker, exchange, reply, self._spare(worker), *weights)
+            self._call(worker, exchange, reply, spare, *weights)
 
     def _spare_answers(self, worker: int) -> bool:
-        """True when ``worker`` asks for an episode number while it holds one
+        """True when ``worker`` claims an episode number while it holds one
         that may still start."""
         closed = self.stopping or self.episodes.closed
         return worker in self.spares and not closed

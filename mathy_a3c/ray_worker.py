@@ -30,7 +30,8 @@ import numpy as np
 
 #: Messages a worker sends without waiting for an answer.
 ONE_WAY = ("show", "profile", "report")
-#: The driver takes back the episode number it handed out in advance.
+#: The worker holds no episode number ahead any more: the driver took it
+#: back, or it answered the worker's claim.
 REVOKE = -1
 #: Float32 values per piece of a weights or gradients vector: 80 KiB, under
 #: Ray's default limit for objects passed with a call (100 KiB).
@@ -109,7 +110,7 @@ class RayWorker:
     def exchange(self, reply: tuple, spare: int | None, *weights: Any) -> tuple:
         """Answer the worker's last question (a ``"weights"`` answer comes in
         pieces), with the next episode's number in advance (``spare``;
-        :data:`REVOKE` takes it back); returns the worker's next messages."""
+        :data:`REVOKE`: it holds none now); returns the worker's next messages."""
         if spare is not None:
             self.spare = None if spare == REVOKE else spare
         if weights:

@@ -89,6 +89,19 @@ def test_two_ray_actors_train_a_gym_topic_with_a_local_runtime(tiny):
     assert not ray.is_initialized()  # the local runtime stopped with the run
 
 
+def test_a_ray_worker_whose_claim_takes_the_last_episode_plays_it_once(tiny):
+    # The worker is handed its next number ahead, with its first weights; its
+    # first claim uses that number up while none is left to hand out in its
+    # place: the worker must not keep it as a spare too.
+    config = A3CConfig(
+        **{**tiny, "num_workers": 1, "max_eps": 1}, backend="ray", max_seconds=120
+    )
+    recorder = Recorder()
+    result = A3CAgent(config, callbacks=[recorder], console=False).train()
+    assert result.episodes == 1
+    assert [r.episode for r in recorder.reports] == [0]
+
+
 def test_a_crashing_ray_actor_stops_training_with_its_traceback(
     tiny, tmp_path, monkeypatch
 ):
