@@ -150,8 +150,15 @@ class ActorCritic:
         self._forward = forward.get_concrete_function()
         self._gradients = gradients.get_concrete_function()
         self._last_flat_grads: tf.Tensor | None = None
-        self._read = tf.function(lambda: [tf.identity(v) for v in self.variables])
-        self._flat_weights = tf.function(lambda: _flatten(self.variables))
+        # Traced once, here: a tf.function first traced at its first call
+        # counts as a retrace of the same code in every other model, and
+        # TensorFlow warns about "retracing" once a program has built six.
+        self._read = tf.function(
+            lambda: [tf.identity(v) for v in self.variables], input_signature=[]
+        ).get_concrete_function()
+        self._flat_weights = tf.function(
+            lambda: _flatten(self.variables), input_signature=[]
+        ).get_concrete_function()
 
         @tf.function(input_signature=[flat_spec])
         def set_flat(flat):

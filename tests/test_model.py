@@ -226,3 +226,14 @@ def test_handed_over_weights_are_used_and_reach_the_keras_variables_when_read(ba
     np.testing.assert_array_equal(local._flat_weights().numpy(), flat)
     with pytest.raises(ValueError, match="expected"):
         local.set_flat_weights(flat[:-1])
+
+
+def test_a_program_that_builds_many_models_gets_no_retracing_warning(caplog):
+    # Benchmarks and loops over model folders build one model after another;
+    # TensorFlow warns once six first calls of the same code traced.
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for seed in range(7):
+            model = ActorCritic(model_size=8, seed=seed)
+            model.flat_weights()
+            model.get_weights()
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
