@@ -15,13 +15,19 @@ In one run, on the same topic and difficulty, it measures:
 * the ratio of each training rate to each raw rate, and of each processes rate
   to the threads rate with the same number of workers, and of each ray rate
   to the processes rate (``ray_N_vs_processes``);
+* how fast the machine is varies from minute to minute (other tenants of a
+  VM, clock boost), so every rate is set against its neighbours in time: the
+  raw gymnasium rate is measured again (``--raw-seconds``) between every two
+  training measurements, and each ``*_vs_raw_gym`` divides a training rate by
+  the mean of the raw rates just before and just after it; the backends with
+  the same number of workers are measured one after another;
 * ``transport_ms``: one pipe round trip between two processes carrying this
   model's weights both ways, pickled: what an update would cost the
   processes backend without the shared memory it uses;
 * ``two_runs``: two threads-backend runs with 2 workers each, started at the
-  same moment as two separate commands (a seed sweep does that), and their
-  combined rate against one such run alone (``two_runs_vs_one``): no run may
-  take a CPU another needs.
+  same moment as two separate commands (a seed sweep does that), right after
+  one such run alone, and their combined rate against it
+  (``two_runs_vs_one``): no run may take a CPU another needs.
 
 The last line printed is one JSON object.
 """
@@ -202,6 +208,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument(
+        "--raw-seconds",
+        type=float,
+        default=5.0,
+        help="each measurement of the raw gymnasium rate, between the others",
+    )
     parser.add_argument("--topic", default="poly")
     parser.add_argument("--difficulty", default="easy")
     parser.add_argument("--workers", default="1,2,4")
@@ -227,24 +239,33 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    raw_gym = raw_gym_rate(args.topic, args.difficulty, args.seconds, args.seed)
     raw_env = raw_task_rate(args.topic, args.difficulty, args.seconds, args.seed)
-    result["raw_gym_steps_per_s"] = round(raw_gym, 1)
     result["raw_env_steps_per_s"] = round(raw_env, 1)
-    print(f"raw gymnasium env, random valid actions: {raw_gym:8.1f} steps/s")
-    print(f"raw MathyTask,     random valid actions: {raw_env:8.1f} steps/s")
     result["transport_ms"] = round(transport_ms(), 3)
+    print(f"raw MathyTask, random valid actions: {raw_env:8.1f} steps/s")
     print(f"processes transport: {result['transport_ms']:.2f} ms per update")
+    raw_rates = [raw_gym_rate(args.topic, args.difficulty, args.raw_seconds, args.seed)]
+
+    def raw_around() -> float:
+        """The raw gym rate around the measurement just made: the mean of the
+        one before it and one measured now."""
+        raw_rates.append(
+            raw_gym_rate(args.topic, args.difficulty, args.raw_seconds, args.seed)
+        )
+        return (raw_rates[-2] + raw_rates[-1]) / 2
+
     rates: dict[tuple[str, int], float] = {}
     print(
-        f"{'backend':<10} {'workers':>7} {'steps/s':>9} {'x raw gym':>9} "
-        f"{'x raw env':>9} {'x threads':>9} {'x processes':>11}"
+        f"{'backend':<10} {'workers':>7} {'steps/s':>9} {'raw gym':>9} "
+        f"{'x raw gym':>9} {'x raw env':>9} {'x threads':>9} {'x processes':>11}"
     )
-    for backend in args.backends.split(","):
-        for workers in (int(w) for w in args.workers.split(",")):
+    for workers in (int(w) for w in args.workers.split(",")):
+        for backend in args.backends.split(","):
             rate = rates[backend, workers] = fresh_train_rate(args, backend, workers)
+            raw_gym = raw_around()
             key = f"{backend}_{workers}"
             result[f"{key}_steps_per_s"] = round(rate, 1)
+            result[f"raw_gym_around_{key}_steps_per_s"] = round(raw_gym, 1)
             result[f"{key}_vs_raw_gym"] = round(rate / raw_gym, 3)
             result[f"{key}_vs_raw_env"] = round(rate / raw_env, 3)
             versus = ""
@@ -257,19 +278,27 @@ def main() -> None:
                 result[f"{key}_vs_processes"] = round(ratio, 3)
                 versus += f"{ratio:11.2f}"
             print(
-                f"{backend:<10} {workers:>7} {rate:9.1f} {rate / raw_gym:9.2f} "
-                f"{rate / raw_env:9.2f} {versus:>9}"
+                f"{backend:<10} {workers:>7} {rate:9.1f} {raw_gym:9.1f} "
+                f"{rate / raw_gym:9.2f} {rate / raw_env:9.2f} {versus:>9}"
             )
-    if ("threads", 2) in rates and not args.no_pair:
-        pair = side_by_side(args, "threads", 2, runs=2)
-        combined = sum(pair)
-        result["two_runs_threads_2_steps_per_s"] = [round(r, 1) for r in pair]
-        result["two_runs_combined_steps_per_s"] = round(combined, 1)
-        result["two_runs_vs_one"] = round(combined / rates["threads", 2], 3)
-        print(
-            f"two threads runs side by side: {pair[0]:.1f} + {pair[1]:.1f} = "
-            f"{combined:.1f} steps/s, {combined / rates['threads', 2]:.2f}x one alone"
-        )
+            if key == "threads_2" and not args.no_pair:  # right after one alone
+                pair = side_by_side(args, "threads", 2, runs=2)
+                raw_around()
+                combined = sum(pair)
+                result["two_runs_threads_2_steps_per_s"] = [round(r, 1) for r in pair]
+                result["two_runs_combined_steps_per_s"] = round(combined, 1)
+                result["two_runs_vs_one"] = round(combined / rate, 3)
+                print(
+                    f"two threads runs side by side: {pair[0]:.1f} + {pair[1]:.1f} "
+                    f"= {combined:.1f} steps/s, {combined / rate:.2f}x one alone"
+                )
+    result["raw_gym_steps_per_s"] = round(float(np.median(raw_rates)), 1)
+    result["raw_gym_steps_per_s_each"] = [round(r, 1) for r in raw_rates]
+    print(
+        "raw gymnasium env, random valid actions: "
+        + ", ".join(f"{r:.0f}" for r in raw_rates)
+        + " steps/s, between the measurements"
+    )
     print(json.dumps(result))
 
 
