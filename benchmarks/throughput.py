@@ -236,6 +236,7 @@ def main() -> None:
         "topic": args.topic,
         "difficulty": args.difficulty,
         "seconds": args.seconds,
+        "raw_seconds": args.raw_seconds,
         "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
     }
