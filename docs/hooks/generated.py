@@ -69,6 +69,12 @@ def _median(values: list[float]) -> float:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
+def _dates(runs: list[dict[str, Any]]) -> str:
+    """The dates of ``runs``: one date, or the first and last."""
+    days = sorted({str(r.get("date", "?")) for r in runs})
+    return days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+
+
 def _median_and_each(values: list[float], form: str = ".3f") -> str:
     """The median in bold, then every value; one value alone; "–" for none."""
     if not values:
@@ -166,7 +172,10 @@ def _learning_table() -> str:
 
 
 def _throughput_table() -> str:
-    runs = _jsonl("throughput.jsonl")
+    every = _jsonl("throughput.jsonl")
+    # Runs that set each rate against the raw rate measured around it; the
+    # older runs (one raw measurement at the start) only when there are none.
+    runs = [r for r in every if "raw_seconds" in r] or every
     keys = sorted(
         {
             k[: -len("_steps_per_s")]
@@ -211,8 +220,18 @@ def _throughput_table() -> str:
         f"through mathy_envs' gymnasium env, {env:.0f} steps/s through "
         f"`MathyTask`. One pipe round trip carrying the weights both ways: "
         f"{transport:.2f} ms (the processes backend shares memory instead). "
-        f"Medians of {len(runs)} runs.",
+        f"Medians of {len(runs)} runs ({_dates(runs)}).",
     ]
+    each = [r["raw_gym_steps_per_s_each"] for r in runs if "raw_seconds" in r]
+    if each:
+        low = min(min(rates) for rates in each)
+        high = max(max(rates) for rates in each)
+        rows += [
+            "",
+            f"The raw gymnasium rate, measured between the training measurements, "
+            f"ran from {low:.0f} to {high:.0f} steps/s within these runs; each "
+            f"ratio to it uses the two measurements around its training rate.",
+        ]
     pairs = [r["two_runs_vs_one"] for r in runs if "two_runs_vs_one" in r]
     if pairs:
         rows += [

@@ -1,0 +1,135 @@
+"""Where one worker's time goes: milliseconds per env step, phase by phase.
+
+    python benchmarks/phases.py --seconds 30 --topic poly --difficulty easy
+
+One threads-backend run with one worker, with ``time.perf_counter`` around
+each phase of the A3C loop (no profiler, whose cost per Python call would
+inflate the Python phases). It reports each phase's milliseconds per env step
+and per call, and the raw gymnasium env's rate measured just before and
+after, then two ceilings that follow from them:
+
+* ``python_ms_per_step``: the step's time outside TensorFlow's gradient call.
+  Worker threads share the interpreter and give it up only for that call, so
+  threads can run at most ``1 / python_ms_per_step`` steps/s together
+  (``threads_ceiling_vs_raw_gym``), however many there are;
+* ``one_worker_vs_raw_gym``: one worker against the raw env. N processes on N
+  free cores run at most N times that.
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from mathy_a3c.runtime import configure_for_training  # noqa: E402
+
+configure_for_training()  # before TensorFlow loads, as `mathy train` does
+
+from throughput import raw_gym_rate  # noqa: E402
+
+from mathy_a3c import A3CAgent, A3CConfig, envs, model, numpy_actor  # noqa: E402
+from mathy_a3c import worker as worker_module  # noqa: E402
+
+spent: collections.defaultdict[str, float] = collections.defaultdict(float)
+calls: collections.Counter[str] = collections.Counter()
+
+#: (owner, attribute, label): the phases timed. ``observe`` runs inside
+#: ``step`` and ``reset``; ``gradient call`` and ``gradient inputs`` inside
+#: ``update``; every phase inside ``episode``.
+PHASES: list[tuple[Any, str, str]] = [
+    (envs.MathyTask, "step", "env step"),
+    (envs.MathyTask, "reset", "env reset"),
+    (envs, "observe", "observe"),
+    (numpy_actor.NumpyActor, "__call__", "numpy actor"),
+    (model.ActorCritic, "gradient_inputs", "gradient inputs"),
+    (model.ActorCritic, "run_gradients", "gradient call"),
+    (worker_module.Worker, "update", "update"),
+    (worker_module.Worker, "run_episode", "episode"),
+]
+
+
+def timed(original: Callable[..., Any], label: str) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[label] += time.perf_counter() - start
+            calls[label] += 1
+
+    return wrapper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--raw-seconds", type=float, default=5.0)
+    parser.add_argument("--topic", default="poly")
+    parser.add_argument("--difficulty", default="easy")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    raw_before = raw_gym_rate(args.topic, args.difficulty, args.raw_seconds, args.seed)
+    for owner, name, label in PHASES:
+        setattr(owner, name, timed(getattr(owner, name), label))
+    with tempfile.TemporaryDirectory() as folder:
+        config = A3CConfig(
+            topics=[args.topic],
+            difficulty=args.difficulty,
+            model_dir=folder,
+            num_workers=1,
+            max_eps=10**9,
+            max_seconds=args.seconds,
+            seed=args.seed,
+        )
+        A3CAgent(config, console=False).train()
+    raw_after = raw_gym_rate(args.topic, args.difficulty, args.raw_seconds, args.seed)
+    raw = (raw_before + raw_after) / 2
+
+    steps = calls["numpy actor"]
+    result: dict[str, Any] = {
+        "benchmark": "phases",
+        "topic": args.topic,
+        "difficulty": args.difficulty,
+        "seconds": args.seconds,
+        "env_steps": steps,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    for _, _, label in PHASES:
+        key = label.replace(" ", "_")
+        result[f"{key}_ms_per_step"] = round(spent[label] / steps * 1000, 3)
+        result[f"{key}_ms_per_call"] = round(spent[label] / calls[label] * 1000, 3)
+        print(
+            f"{label:<16} {spent[label] / steps * 1000:7.3f} ms/step "
+            f"{spent[label] / calls[label] * 1000:7.3f} ms/call ({calls[label]} calls)"
+        )
+    step_ms = spent["episode"] / steps * 1000
+    python_ms = step_ms - spent["gradient call"] / steps * 1000
+    result["steps_per_update"] = round(steps / calls["update"], 2)
+    result["raw_gym_steps_per_s_each"] = [round(raw_before, 1), round(raw_after, 1)]
+    result["python_ms_per_step"] = round(python_ms, 3)
+    result["one_worker_vs_raw_gym"] = round(1000 / step_ms / raw, 3)
+    result["threads_ceiling_vs_raw_gym"] = round(1000 / python_ms / raw, 3)
+    print(
+        f"raw gym {raw:.0f} steps/s; one worker {1000 / step_ms:.0f} steps/s "
+        f"({result['one_worker_vs_raw_gym']:.2f}x); threads at most "
+        f"{1000 / python_ms:.0f} steps/s ({result['threads_ceiling_vs_raw_gym']:.2f}x)"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
