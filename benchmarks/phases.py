@@ -99,7 +99,7 @@ def main() -> None:
     raw_after = raw_gym_rate(args.topic, args.difficulty, args.raw_seconds, args.seed)
     raw = (raw_before + raw_after) / 2
 
-    steps = calls["numpy actor"]
+    steps = calls["env step"]
     result: dict[str, Any] = {
         "benchmark": "phases",
         "topic": args.topic,
