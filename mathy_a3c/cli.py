@@ -733,7 +733,11 @@ def _load(folder: str) -> A3CAgent:
     try:
         load_config(folder)  # its files first: an error before TensorFlow loads
         load_checkpoint(folder)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # this program's own
+        # This program's own settings, as for training: TensorFlow's logs
+        # quiet, and no oneDNN kernels (slower for this model's small ops, and
+        # they log an error line at its first mask on most CPUs).
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
         with quiet_native_logs():
             from .agent import A3CAgent
 

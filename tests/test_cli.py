@@ -361,6 +361,21 @@ def test_corrupt_checkpoint_is_named_not_a_stack_trace(tmp_path, trained):
     assert "Traceback" not in result.output
 
 
+def test_evaluate_prints_no_native_log_lines(trained):
+    env = {k: v for k, v in mathy_env().items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    done = subprocess.run(
+        [*MATHY, "evaluate", trained, "--problems", "3", "--difficulty", "easy"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "greedy" in done.stdout
+    # TensorFlow's C++ logs ("E0000 ... oneDNN supports DT_BOOL only ...").
+    assert not [line for line in done.stderr.splitlines() if "0000 00:00" in line]
+
+
 def test_evaluate_prints_a_table_and_json(trained, tmp_path):
     problems = tmp_path / "mine.txt"
     problems.write_text(
