@@ -734,8 +734,8 @@ def _load(folder: str) -> A3CAgent:
         load_config(folder)  # its files first: an error before TensorFlow loads
         load_checkpoint(folder)
         # This program's own settings, as for training: TensorFlow's logs
-        # quiet, and no oneDNN kernels (slower for this model's small ops, and
-        # they log an error line at its first mask on most CPUs).
+        # quiet, and no oneDNN kernels (slower for this model's small ops; on
+        # CPUs without AVX-512 they log an error line at its first mask).
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
         with quiet_native_logs():
