@@ -14,7 +14,6 @@ checkpoint is kept), 2 bad input, 130 Ctrl-C, 143 SIGTERM (both save first).
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -733,11 +732,9 @@ def _load(folder: str) -> A3CAgent:
     try:
         load_config(folder)  # its files first: an error before TensorFlow loads
         load_checkpoint(folder)
-        # This program's own settings, as for training: TensorFlow's logs
-        # quiet, and no oneDNN kernels (slower for this model's small ops; on
-        # CPUs without AVX-512 they log an error line at its first mask).
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+        from .runtime import quiet_fast_tensorflow
+
+        quiet_fast_tensorflow()  # this program's own settings, as for training
         with quiet_native_logs():
             from .agent import A3CAgent
 

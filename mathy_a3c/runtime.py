@@ -28,9 +28,7 @@ def configure_for_training() -> bool:
       504 with TensorFlow's default of one per core). This works only before
       TensorFlow runs its first operation.
     """
-    if "tensorflow" not in sys.modules:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    quiet_fast_tensorflow()
     import tensorflow as tf
 
     try:
@@ -39,3 +37,14 @@ def configure_for_training() -> bool:
     except RuntimeError:  # TensorFlow already ran an operation here
         return False
     return True
+
+
+def quiet_fast_tensorflow() -> None:
+    """TensorFlow's start-up logs quiet, and no oneDNN kernels (slower for
+    this model's small convolutions and matrix products on CPU; on CPUs
+    without AVX-512 they also log an error line at the first masked call),
+    where TensorFlow is not imported yet and the variables are not set. For
+    the ``mathy`` commands' own processes, which also use it to play."""
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
