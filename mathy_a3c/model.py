@@ -144,22 +144,6 @@ class ActorCritic:
             terms = tf.stack([loss.policy, loss.value, loss.entropy, loss.total, norm])
             return terms, clipped
 
-        # Calling the concrete functions skips tf.function's dispatch on its
-        # arguments' types (about 0.25 ms a call).
-        self._forward_fn, self._gradients_fn = forward, gradients
-        self._forward = forward.get_concrete_function()
-        self._gradients = gradients.get_concrete_function()
-        self._last_flat_grads: tf.Tensor | None = None
-        # Traced once, here: a tf.function first traced at its first call
-        # counts as a retrace of the same code in every other model, and
-        # TensorFlow warns about "retracing" once a program has built six.
-        self._read = tf.function(
-            lambda: [tf.identity(v) for v in self.variables], input_signature=[]
-        ).get_concrete_function()
-        self._flat_weights = tf.function(
-            lambda: _flatten(self.variables), input_signature=[]
-        ).get_concrete_function()
-
         @tf.function(input_signature=[flat_spec])
         def set_flat(flat):
             for variable, value in zip(
@@ -167,23 +151,55 @@ class ActorCritic:
             ):
                 variable.assign(value)
 
-        self._set_flat = set_flat.get_concrete_function()
+        self._forward_fn, self._gradients_fn = forward, gradients
+        self._functions: dict[str, Any] = {
+            "forward": forward,
+            "gradients": gradients,
+            "read": tf.function(
+                lambda: [tf.identity(v) for v in self.variables], input_signature=[]
+            ),
+            "flat_weights": tf.function(
+                lambda: _flatten(self.variables), input_signature=[]
+            ),
+            "set_flat": set_flat,
+        }
+        #: Each function's concrete function, traced at its first use: a
+        #: worker never runs the forward pass in TensorFlow (it acts in
+        #: numpy), and a model loaded to play never takes gradients.
+        self._concrete: dict[str, Any] = {}
+        self._last_flat_grads: tf.Tensor | None = None
         #: Weights handed over by :meth:`set_flat_weights` that the Keras
         #: variables have not received yet (they get them when next read).
         self._pending: np.ndarray | None = None
+
+    def _traced(self, name: str) -> Any:
+        """The concrete function of ``name``, traced now if it is not yet.
+
+        Calling a concrete function skips tf.function's dispatch on its
+        arguments' types (about 0.25 ms a call). It is traced through
+        ``get_concrete_function``, never by a first call: a tf.function first
+        traced by a call counts as a retrace of the same code in every other
+        model, and TensorFlow warns about "retracing" once a program has
+        built six.
+        """
+        concrete = self._concrete.get(name)
+        if concrete is None:
+            concrete = self._functions[name].get_concrete_function()
+            self._concrete[name] = concrete
+        return concrete
 
     # ------------------------------------------------------------------
     def step(self, observation: Any) -> tuple[np.ndarray, float]:
         """Masked logits [action_size] and value for a single observation."""
         one = type(observation)(*(np.expand_dims(a, 0) for a in observation))
         self._flush()
-        logits, value = self._forward(*self._prepare(one))
+        logits, value = self._traced("forward")(*self._prepare(one))
         return logits.numpy()[0], float(value.numpy()[0])
 
     def predict(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
         """Masked logits [B, action_size] and values [B] for a batch."""
         self._flush()
-        logits, value = self._forward(*self._prepare(batch))
+        logits, value = self._traced("forward")(*self._prepare(batch))
         return logits.numpy(), value.numpy()
 
     def numpy_actor(self) -> NumpyActor | VectorNumpyActor:
@@ -203,7 +219,7 @@ class ActorCritic:
         weights to differentiate at: made in Python, before the call."""
         weights = self._pending
         if weights is None:
-            weights = self._flat_weights().numpy()
+            weights = self._traced("flat_weights")().numpy()
         return GradientInputs(
             [
                 tf.constant(weights),
@@ -219,7 +235,7 @@ class ActorCritic:
         returns the loss terms and keeps the gradients for
         :meth:`flat_gradients`. The call runs in TensorFlow, which needs no
         interpreter: other threads may run Python meanwhile."""
-        terms, self._last_flat_grads = self._gradients(*inputs.tensors)
+        terms, self._last_flat_grads = self._traced("gradients")(*inputs.tensors)
         return LossTerms(*(float(t) for t in terms.numpy()))
 
     def compute_gradients(
@@ -249,7 +265,7 @@ class ActorCritic:
     def get_weights(self) -> list[np.ndarray]:
         """Every trainable variable as numpy, read in one compiled call."""
         self._flush()
-        return [t.numpy() for t in self._read()]
+        return [t.numpy() for t in self._traced("read")()]
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
         self._pending = None
@@ -267,7 +283,7 @@ class ActorCritic:
         """The weights as one float32 vector of length ``size``."""
         if self._pending is not None:
             return self._pending.copy()
-        return self._flat_weights().numpy()
+        return self._traced("flat_weights")().numpy()
 
     def set_flat_weights(self, flat: np.ndarray) -> None:
         """Take weights from a vector made by :meth:`flat_weights`.
@@ -287,7 +303,7 @@ class ActorCritic:
     def _flush(self) -> None:
         """Give the Keras variables the weights :meth:`set_flat_weights` took."""
         if self._pending is not None:
-            self._set_flat(self._pending)
+            self._traced("set_flat")(self._pending)
             self._pending = None
 
 

@@ -97,7 +97,7 @@ def test_trimming_padding_nodes_does_not_change_outputs(batch):
     net = ActorCritic(model_size=16)
     _random_weights(net, seed=1)
     trimmed_logits, trimmed_values = net.predict(batch)  # trims to used nodes
-    full_logits, full_values = (t.numpy() for t in net._forward(*batch))
+    full_logits, full_values = (t.numpy() for t in net._traced("forward")(*batch))
     np.testing.assert_allclose(trimmed_logits, full_logits, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(trimmed_values, full_values, rtol=1e-5, atol=1e-5)
 
@@ -217,18 +217,18 @@ def test_handed_over_weights_are_used_and_reach_the_keras_variables_when_read(ba
     source.compute_gradients(*args)
     local.set_flat_weights(flat)
     # Not assigned yet: the Keras variables still hold the old weights ...
-    assert not np.array_equal(local._flat_weights().numpy(), flat)
+    assert not np.array_equal(local._traced("flat_weights")().numpy(), flat)
     # ... but gradients already come from the handed-over ones,
     local.compute_gradients(*args)
     np.testing.assert_array_equal(local.flat_gradients(), source.flat_gradients())
     # and anything that reads the Keras model sees them.
     np.testing.assert_allclose(local.predict(batch)[1], source.predict(batch)[1])
-    np.testing.assert_array_equal(local._flat_weights().numpy(), flat)
+    np.testing.assert_array_equal(local._traced("flat_weights")().numpy(), flat)
     with pytest.raises(ValueError, match="expected"):
         local.set_flat_weights(flat[:-1])
 
 
-def test_a_program_that_builds_many_models_gets_no_retracing_warning(caplog):
+def test_a_program_that_builds_many_models_gets_no_retracing_warning(caplog, batch):
     # Benchmarks and loops over model folders build one model after another;
     # TensorFlow warns once six first calls of the same code traced.
     with caplog.at_level("WARNING", logger="tensorflow"):
@@ -236,4 +236,8 @@ def test_a_program_that_builds_many_models_gets_no_retracing_warning(caplog):
             model = ActorCritic(model_size=8, seed=seed)
             model.flat_weights()
             model.get_weights()
+            model.set_flat_weights(model.flat_weights())
+            model.predict(batch)  # each function is traced at its first use
+            actions = [int(np.flatnonzero(m)[0]) for m in batch.mask]
+            model.gradients(batch, actions, np.ones(6), np.ones(6))
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
