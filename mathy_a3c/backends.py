@@ -92,20 +92,23 @@ class ThreadBackend:
         self.episodes = EpisodeCounter(config.max_eps)
         self.errors: list[tuple[int, BaseException]] = []
         steps = StepCounter()
-        self.workers = [
-            Worker(
-                i,
-                config,
-                global_model,
-                reporter,
-                self.episodes,
-                steps,
-                self.stop_event,
-                first_episode=first_episode,
-                turn=self.turn,
+        self.workers: list[Worker] = []
+        for i in range(config.num_workers):
+            first = self.workers[0].local if self.workers else None
+            self.workers.append(
+                Worker(
+                    i,
+                    config,
+                    global_model,
+                    reporter,
+                    self.episodes,
+                    steps,
+                    self.stop_event,
+                    first_episode=first_episode,
+                    turn=self.turn,
+                    gradients_from=first,  # traced once for all the threads
+                )
             )
-            for i in range(config.num_workers)
-        ]
         self.threads = [
             threading.Thread(
                 target=self._run, args=(w,), name=f"a3c-worker-{w.id}", daemon=True

@@ -92,6 +92,7 @@ class Worker:
         stop: threading.Event,
         first_episode: int = 0,
         turn: Turn | None = None,
+        gradients_from: ActorCritic | None = None,
     ) -> None:
         self.id = worker_id
         #: Worker threads of one process share this turn, held while running
@@ -113,7 +114,11 @@ class Worker:
         self.task = make_task(config, seed=int(problem_seed), offset=worker_id)
         self.rng = np.random.default_rng(int(action_seed))
         # Its initial weights never count: the global ones replace them.
-        self.local = network_for(config, self.task.spec, seed=0)
+        # Worker threads of one process share one traced gradient function
+        # (``gradients_from``: another worker's local model).
+        self.local = network_for(
+            config, self.task.spec, seed=0, gradients_from=gradients_from
+        )
         self.actor = self.local.numpy_actor()
         #: The tree search that picks this worker's moves (``action_strategy``),
         #: guided by the local model; ``None``: moves are sampled.

@@ -58,6 +58,28 @@ def test_gradients_are_clipped_and_entropy_counts_valid_actions_only(batch):
     assert 0.0 < terms.entropy <= float(np.mean(np.log(valid))) + 1e-5
 
 
+def test_a_model_can_take_its_gradients_from_another_of_the_same_network(batch):
+    first = ActorCritic(model_size=8, seed=1)
+    second = ActorCritic(model_size=8, seed=2, gradients_from=first)
+    alone = ActorCritic(model_size=8, seed=2)  # traces its own
+    actions = [int(np.flatnonzero(m)[0]) for m in batch.mask]
+    args = (batch, actions, np.linspace(-1, 1, 6), np.ones(6))
+    first.compute_gradients(*args)
+    second.compute_gradients(*args)  # at its own weights, not first's
+    alone.compute_gradients(*args)
+    np.testing.assert_allclose(second.flat_gradients(), alone.flat_gradients())
+    assert not np.allclose(second.flat_gradients(), first.flat_gradients())
+    assert second._gradients_fn is first._gradients_fn
+    assert first._gradients_fn.experimental_get_tracing_count() == 1
+    for other in (
+        ActorCritic(model_size=16),
+        ActorCritic(model_size=8, entropy_coef=0.05),
+        ActorCritic(model_size=8, max_grad_norm=5.0),
+    ):
+        with pytest.raises(ValueError, match="same network and loss"):
+            ActorCritic(model_size=8, gradients_from=other)
+
+
 def _random_weights(net, seed=0):
     rng = np.random.default_rng(seed)
     for v in net.variables:
