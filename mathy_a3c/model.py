@@ -173,9 +173,11 @@ class ActorCritic:
                 raise ValueError(
                     "gradients_from must be a model of the same network and loss"
                 )
-            gradients = gradients_from._gradients_fn
+            gradients = gradients_from.gradient_function
         self._forward_fn: Any = forward
-        self._gradients_fn: Any = gradients
+        #: The tf.function of the clipped gradients (shared with the models
+        #: built ``gradients_from`` this one).
+        self.gradient_function: Any = gradients
         self._functions: dict[str, Any] = {
             "forward": forward,
             "gradients": gradients,

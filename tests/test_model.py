@@ -45,7 +45,7 @@ def test_forward_and_gradients_trace_once_for_any_batch_size(batch):
         net.gradients(part, actions, np.ones(size), np.ones(size))
     net.step(type(batch)(*(a[0] for a in batch)))
     assert net._forward_fn.experimental_get_tracing_count() == 1
-    assert net._gradients_fn.experimental_get_tracing_count() == 1
+    assert net.gradient_function.experimental_get_tracing_count() == 1
 
 
 def test_gradients_are_clipped_and_entropy_counts_valid_actions_only(batch):
@@ -69,8 +69,8 @@ def test_a_model_can_take_its_gradients_from_another_of_the_same_network(batch):
     alone.compute_gradients(*args)
     np.testing.assert_allclose(second.flat_gradients(), alone.flat_gradients())
     assert not np.allclose(second.flat_gradients(), first.flat_gradients())
-    assert second._gradients_fn is first._gradients_fn
-    assert first._gradients_fn.experimental_get_tracing_count() == 1
+    assert second.gradient_function is first.gradient_function
+    assert first.gradient_function.experimental_get_tracing_count() == 1
     for other in (
         ActorCritic(model_size=16),
         ActorCritic(model_size=8, entropy_coef=0.05),
@@ -171,7 +171,7 @@ def test_vector_model_numpy_actor_matches_keras_and_masks_actions():
     grads, terms = net.gradients(batch, [0, 1, 2, 3, 0, 1], np.ones(6), np.ones(6))
     assert [g.shape for g in grads] == [tuple(v.shape) for v in net.variables]
     assert np.isfinite(terms.total)
-    assert net._gradients_fn.experimental_get_tracing_count() == 1
+    assert net.gradient_function.experimental_get_tracing_count() == 1
 
 
 def test_gradients_from_the_flat_vector_match_a_tape_over_the_variables(batch):
