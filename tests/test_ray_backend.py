@@ -232,7 +232,8 @@ def test_a_cluster_trains_across_nodes_loses_one_and_resumes(cluster, tmp_path):
 
     run.until(r"ray: worker 1 lost \(ActorDiedError")
     load_checkpoint(str(folder))  # the folder stays loadable throughout
-    again = run.until(PLACED.pattern)
+    # A new actor process imports TensorFlow first: minutes on a loaded machine.
+    again = run.until(PLACED.pattern, timeout=300.0)
     assert int(again[1]) == 1
     assert on[0].node_id.startswith(again[2])  # the survivor has a free CPU
     load_checkpoint(str(folder))
