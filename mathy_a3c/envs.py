@@ -608,7 +608,11 @@ class MathyTask:
     def step(self, action: int) -> StepResult:
         """Apply a flat action ``rule * MAX_NODES + node``."""
         assert self.state is not None, "call reset() first"
-        result = transition(self.env, self.state, action)
+        return self.take(transition(self.env, self.state, action))
+
+    def take(self, result: StepResult) -> StepResult:
+        """Move to ``result``, a :func:`transition` from the current state
+        (one computed to look ahead, taken without computing it again)."""
         self.state = result.state
         return result
 

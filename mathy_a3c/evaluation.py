@@ -25,7 +25,7 @@ from .envs import (
     typed_state,
 )
 from .gym_envs import GymTask
-from .inference import choose_action
+from .inference import play
 from .search import MCTS
 
 
@@ -149,8 +149,7 @@ def evaluate(
             choice = strategy
         still = []
         for row, i in enumerate(active):
-            action = choose_action(tasks[i], logits[row], observations[i], choice, rng)
-            result = tasks[i].step(action)
+            result = play(tasks[i], logits[row], observations[i], choice, rng)
             steps += 1
             if result.done:
                 won[i] = result.win

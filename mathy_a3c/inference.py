@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .envs import MAX_NODES, MathyTask, Observation
+from .envs import MathyTask, Observation, StepResult, transition
 from .search import MCTS, SearchStats
 
 STRATEGIES: tuple[str, ...] = ("greedy", "no-revisit", "sample")
@@ -34,14 +34,39 @@ def choose_action(
     rng: np.random.Generator | None = None,
 ) -> int:
     """One action for ``task``'s current state under ``strategy``."""
+    return _choose(task, logits, observation, strategy, rng)[0]
+
+
+def play(
+    task: MathyTask,
+    logits: np.ndarray,
+    observation: Observation,
+    strategy: str = "greedy",
+    rng: np.random.Generator | None = None,
+) -> StepResult:
+    """Choose an action under ``strategy`` (:func:`choose_action`) and take it.
+    ``no-revisit`` takes the transition it looked ahead to, so that the
+    environment does not compute it twice."""
+    action, ahead = _choose(task, logits, observation, strategy, rng)
+    return task.step(action) if ahead is None else task.take(ahead)
+
+
+def _choose(
+    task: MathyTask,
+    logits: np.ndarray,
+    observation: Observation,
+    strategy: str,
+    rng: np.random.Generator | None,
+) -> tuple[int, StepResult | None]:
+    """The action, and the transition to it where one was looked ahead to."""
     valid = np.flatnonzero(observation.mask)
     if strategy == "sample":
         rng = rng or np.random.default_rng()
         z = logits[valid].astype(np.float64)
         p = np.exp(z - z.max())
-        return int(rng.choice(valid, p=p / p.sum()))
+        return int(rng.choice(valid, p=p / p.sum())), None
     if strategy == "greedy":
-        return int(valid[np.argmax(logits[valid])])
+        return int(valid[np.argmax(logits[valid])]), None
     if strategy != "no-revisit":
         raise ValueError(
             f"Unknown strategy {strategy!r}. Valid strategies: {', '.join(STRATEGIES)}"
@@ -50,14 +75,12 @@ def choose_action(
     seen = {step.raw for step in task.state.agent.history}
     ranked = valid[np.argsort(-logits[valid], kind="stable")]
     for action in ranked:
-        rule, node = divmod(int(action), MAX_NODES)
-        try:
-            after, _, _ = task.env.get_next_state(task.state, (rule, node))
-        except Exception:  # an action the environment cannot apply (see step)
-            continue
-        if after.agent.problem not in seen:
-            return int(action)
-    return int(ranked[0])
+        # An action the environment cannot apply (see MathyTask.step) is
+        # passed over, as one that leads back to a seen expression is.
+        ahead = transition(task.env, task.state, int(action))
+        if ahead.error is None and ahead.expression not in seen:
+            return int(action), ahead
+    return int(ranked[0]), None
 
 
 @dataclass(frozen=True)
@@ -98,8 +121,7 @@ def solve(
     rng = np.random.default_rng(0)
     while max_steps is None or len(solution.steps) < max_steps:
         logits, _ = predict(observation)
-        action = choose_action(task, logits, observation, strategy, rng)
-        result = task.step(action)
+        result = play(task, logits, observation, strategy, rng)
         step = Step(result.rule, result.node, result.expression, result.reward)
         solution.steps.append(step)
         if on_step is not None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mathy_a3c.envs import MAX_NODES, MathyTask, observe, typed_state
-from mathy_a3c.inference import choose_action, solve
+from mathy_a3c.inference import choose_action, play, solve
 
 
 def _task(problem):
@@ -30,6 +30,25 @@ def test_no_revisit_avoids_going_back_while_another_action_exists():
     assert choose_action(task, logits, obs, "greedy") == commute
     chosen = choose_action(task, logits, obs, "no-revisit")
     assert chosen != commute and obs.mask[chosen] == 1.0
+
+
+def test_no_revisit_play_takes_the_transition_it_looked_ahead_to():
+    task, obs = _task("4x + 2y + 3x^2 + x")
+    commute = 1 * MAX_NODES + 3
+    obs = task.step(commute).observation  # back would be a revisit
+    logits = np.zeros(len(obs.mask))
+    logits[commute] = 10.0
+    twin, _ = _task("4x + 2y + 3x^2 + x")
+    twin.step(commute)
+    expected = twin.step(choose_action(twin, logits, obs, "no-revisit"))
+    calls = []
+    real = task.env.get_next_state
+    task.env.get_next_state = lambda *a: calls.append(a) or real(*a)
+    result = play(task, logits, obs, "no-revisit")
+    assert len(calls) == 2  # the revisit passed over, then the move it takes
+    assert task.state is result.state
+    assert result.expression == expected.expression != "4x + 2y + 3x^2 + x"
+    np.testing.assert_array_equal(result.observation.mask, expected.observation.mask)
 
 
 def test_sample_draws_valid_actions_only():
