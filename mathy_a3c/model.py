@@ -174,7 +174,6 @@ class ActorCritic:
                     "gradients_from must be a model of the same network and loss"
                 )
             gradients = gradients_from.gradient_function
-        self._forward_fn: Any = forward
         #: The tf.function of the clipped gradients (shared with the models
         #: built ``gradients_from`` this one).
         self.gradient_function: Any = gradients

@@ -44,7 +44,7 @@ def test_forward_and_gradients_trace_once_for_any_batch_size(batch):
         actions = [int(np.flatnonzero(m)[0]) for m in part.mask]
         net.gradients(part, actions, np.ones(size), np.ones(size))
     net.step(type(batch)(*(a[0] for a in batch)))
-    assert net._forward_fn.experimental_get_tracing_count() == 1
+    assert net._functions["forward"].experimental_get_tracing_count() == 1
     assert net.gradient_function.experimental_get_tracing_count() == 1
 
 
