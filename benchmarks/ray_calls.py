@@ -11,12 +11,19 @@ round trip alone, as each backend makes it, with no training around it:
   (copied in and out, as :class:`mathy_a3c.backends.ProcessBackend` does);
 * ``ray``: one actor call that carries the weights in pieces and returns the
   gradients in pieces (:func:`mathy_a3c.ray_worker.split`, as
-  :class:`mathy_a3c.ray_backend.RayBackend` does);
+  :class:`mathy_a3c.ray_backend.RayBackend` does with workers on other nodes,
+  or with ``--ray-ordinary-calls``);
+* ``ray_compiled``: the same exchange through a Ray Compiled Graph of one
+  call, the vectors whole (as the ray backend does with workers on the
+  driver's node, :mod:`mathy_a3c.ray_lines`);
 * ``ray_empty``: an actor call with a small argument and result: Ray's own
   cost per call, whatever it carries.
 
 The last line printed is one JSON object: the median milliseconds per round
-trip of ``--repeats`` passes of ``--calls`` calls each, and their ratios.
+trip of ``--repeats`` passes of ``--calls`` calls each, their ratios, and
+for each Ray way the CPU time the driver's process spends per round trip
+(``*_driver_cpu_ms``, all its threads): with many workers, the driver is
+the one process that serves every update.
 """
 
 from __future__ import annotations
@@ -92,33 +99,65 @@ class Echo:
         self.gradients = held
         return out
 
+    def exchange_whole(self, call: tuple) -> tuple:
+        _, _, weights = call
+        held = np.array(weights, np.float32)
+        out = ([("update", None)], self.gradients)
+        self.gradients = held
+        return out
+
     def empty(self, value: int) -> int:
         return value
 
 
 def time_ray(size: int, calls: int, repeats: int) -> dict[str, list[float]]:
+    """Milliseconds per round trip, and the driver's CPU milliseconds per
+    round trip (``*_driver_cpu``), of each way to call a Ray actor."""
     import ray
+    from ray.dag import InputNode
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         pieces = pieces_for(size)
-        actor = ray.remote(num_cpus=1)(Echo).remote(size, pieces)
+        echo = ray.remote(num_cpus=1)(Echo)
+        actor = echo.remote(size, pieces)
+        # Its own actor: one in a compiled graph should run nothing else.
+        compiled_actor = echo.remote(size, pieces)
+        with InputNode() as call:
+            graph = compiled_actor.exchange_whole.bind(call)
+        compiled = graph.experimental_compile()
         weights = np.random.default_rng(1).random(size, dtype=np.float32)
-        ray.get(actor.empty.remote(0))
-        times: dict[str, list[float]] = {"ray": [], "ray_empty": []}
+
+        def ordinary(weights: np.ndarray) -> np.ndarray:
+            refs = actor.exchange.options(num_returns=1 + pieces).remote(
+                ("weights", None), None, *split(weights, pieces)
+            )
+            _, *parts = ray.get(refs)
+            return join(parts)
+
+        def through_graph(weights: np.ndarray) -> np.ndarray:
+            call = (("weights", None), None, weights)
+            _, gradients = ray.get(compiled.execute(call))
+            return np.array(gradients, np.float32)
+
+        def empty(weights: np.ndarray) -> np.ndarray:
+            ray.get(actor.empty.remote(0))
+            return weights
+
+        ways = {"ray": ordinary, "ray_compiled": through_graph, "ray_empty": empty}
+        times: dict[str, list[float]] = {}
+        for name, way in ways.items():
+            weights = way(weights)  # warm
+            times[name], times[f"{name}_driver_cpu"] = [], []
         for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(calls):
-                refs = actor.exchange.options(num_returns=1 + pieces).remote(
-                    ("weights", None), None, *split(weights, pieces)
-                )
-                _, *parts = ray.get(refs)
-                weights = join(parts)
-            times["ray"].append((time.perf_counter() - start) / calls * 1e3)
-            start = time.perf_counter()
-            for i in range(calls):
-                ray.get(actor.empty.remote(i))
-            times["ray_empty"].append((time.perf_counter() - start) / calls * 1e3)
+            for name, way in ways.items():
+                start, cpu = time.perf_counter(), time.process_time()
+                for _ in range(calls):
+                    weights = way(weights)
+                times[name].append((time.perf_counter() - start) / calls * 1e3)
+                used = (time.process_time() - cpu) / calls * 1e3
+                times[f"{name}_driver_cpu"].append(used)
+        compiled.teardown()
         return times
     finally:
         ray.shutdown()
@@ -147,6 +186,9 @@ def main() -> None:
                 "repeats": args.repeats,
                 **{f"{k}_ms": round(v, 3) for k, v in medians.items()},
                 "ray_vs_processes": round(medians["ray"] / medians["processes"], 2),
+                "ray_compiled_vs_processes": round(
+                    medians["ray_compiled"] / medians["processes"], 2
+                ),
                 "ray_empty_vs_processes": round(
                     medians["ray_empty"] / medians["processes"], 2
                 ),

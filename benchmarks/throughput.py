@@ -9,7 +9,9 @@ In one run, on the same topic and difficulty, it measures:
 * ``raw_env``: random valid actions through ``mathy_a3c.envs.MathyTask`` (the
   same mathy_envs environment plus this library's observation), one process;
 * ``BACKEND_N``: A3C training env-steps/s with N workers (1, 2, 4) for each
-  backend (threads, processes, ray), each in a fresh process, counted from
+  backend (threads, processes, ray; and ``ray-ordinary``, the ray backend
+  with every update an ordinary actor call, if ``--backends`` names it),
+  each in a fresh process, counted from
   ``--warmup`` seconds after the first finished episode, so start-up and
   tracing are excluded;
 * the ratio of each training rate to each raw rate, and of each processes rate
@@ -116,7 +118,8 @@ def train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
             topics=[args.topic],
             difficulty=args.difficulty,
             model_dir=folder,
-            backend=backend,
+            backend="ray" if backend == "ray-ordinary" else backend,
+            ray_ordinary_calls=backend == "ray-ordinary",
             num_workers=workers,
             max_eps=10**9,
             seed=args.seed,
@@ -217,7 +220,11 @@ def main() -> None:
     parser.add_argument("--topic", default="poly")
     parser.add_argument("--difficulty", default="easy")
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--backends", default="threads,processes,ray")
+    parser.add_argument(
+        "--backends",
+        default="threads,processes,ray",
+        help="also ray-ordinary: the ray backend with --ray-ordinary-calls",
+    )
     parser.add_argument(
         "--only", default=None, help="BACKEND:WORKERS: measure one training rate"
     )
@@ -274,7 +281,7 @@ def main() -> None:
                 ratio = rate / rates["threads", workers]
                 result[f"{key}_vs_threads"] = round(ratio, 3)
                 versus = f"{ratio:9.2f}"
-            if backend == "ray" and ("processes", workers) in rates:
+            if backend.startswith("ray") and ("processes", workers) in rates:
                 ratio = rate / rates["processes", workers]
                 result[f"{key}_vs_processes"] = round(ratio, 3)
                 versus += f"{ratio:11.2f}"

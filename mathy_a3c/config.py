@@ -232,6 +232,15 @@ class A3CConfig:
         "driver's version and needs only the dependencies installed.",
         resume="run",
     )
+    ray_ordinary_calls: bool = _field(
+        False,
+        "With backend ray: talk to every worker actor through ordinary actor "
+        "calls. Without it, workers on the driver's own node talk through a Ray "
+        "Compiled Graph's shared-memory channel (an update's round trip 0.6 ms "
+        "instead of 2.8 ms on 2 cores); workers on other nodes always use "
+        "ordinary calls.",
+        resume="run",
+    )
     update_interval: int = _field(
         16,
         "Steps a worker rolls out before it computes gradients and updates the "

@@ -10,13 +10,15 @@ pattern:
 * ``start`` and ``exchange(reply)`` return the worker's messages up to its
   next request (its gradients, its weights, an episode number), together
   with the ``--show`` lines and episode reports made on the way;
-* the driver waits on every worker's call at once (``ray.wait``), answers the
-  request (applies the gradients and sends the new weights, hands out an
-  episode number) and calls ``exchange`` again with the answer.
+* each worker's calls are made by its :class:`~mathy_a3c.ray_lines.Line`,
+  and the driver waits on all of their outcomes at once, answers the request
+  (applies the gradients and sends the new weights, hands out an episode
+  number) and has the line call ``exchange`` again with the answer.
 
-Gradients and weights travel as numpy arrays through Ray's object store;
-there is no queue actor in between. Profiles come back as bytes, so nothing
-is written on a worker's machine.
+A worker on the driver's node talks through a Ray Compiled Graph's
+shared-memory channel, the others through ordinary actor calls (see
+:mod:`mathy_a3c.ray_lines`); there is no queue actor in between. Profiles
+come back as bytes, so nothing is written on a worker's machine.
 
 Each actor reserves ``ray_cpus_per_worker`` CPUs, so that Ray places workers
 by free CPUs across the nodes. When an actor is lost with its node or its
@@ -31,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import queue
 import signal
 import sys
 import threading
@@ -42,7 +45,8 @@ from .backends import Coordinator, RemoteWorkerError
 from .callbacks import QueueReporter
 from .config import A3CConfig, ConfigError, field_name
 from .parameter_server import GlobalModel
-from .ray_worker import REVOKE, RayWorker, join, pieces_for, split
+from .ray_lines import Line, Outcome, quiet_graph_logs
+from .ray_worker import REVOKE, RayWorker, pieces_for
 from .worker_process import STOP_SIGNALS
 
 RAY_MISSING = (
@@ -92,9 +96,12 @@ class RayBackend(Coordinator):
         self.started_ray = False
         #: Each worker's current actor.
         self.actors: dict[int, Any] = {}
-        #: The call under way for each worker: its first result's ref ->
-        #: (worker, every result's ref).
-        self.calls: dict[Any, tuple[int, list[Any]]] = {}
+        #: Each worker's line to its current actor, and where the outcomes
+        #: of their calls arrive.
+        self.lines: dict[int, Line] = {}
+        self.outcomes: queue.Queue[Outcome] = queue.Queue()
+        #: The driver's node (workers there talk through compiled graphs).
+        self.node = ""
         #: Pieces weights and gradients travel in (under Ray's inline limit).
         self.pieces = pieces_for(global_model.flat_weights().size)
         #: Workers whose actor is running (it answered ``start``).
@@ -108,10 +115,14 @@ class RayBackend(Coordinator):
         self.recreated = 0
         self._asked_at: dict[int, float] = {}
         self._warned_pending = False
+        #: What :meth:`stop` undoes of :meth:`start`: the compiled graphs'
+        #: logs quieted for the run.
+        self._run_scope = contextlib.ExitStack()
 
     # -- start ----------------------------------------------------------------
     def start(self) -> None:
         ray = self.ray
+        self._run_scope.enter_context(quiet_graph_logs())
         runtime_env = None
         if self.config.ray_ship_code:  # Ray uploads a folder for a whole job only
             if ray.is_initialized():
@@ -157,6 +168,7 @@ class RayBackend(Coordinator):
                     f"cluster there ({why})"
                 ) from None
             self.started_ray = True
+        self.node = ray.get_runtime_context().get_node_id()
         self._check_feasible()
         options: dict[str, Any] = {
             "num_cpus": self.config.ray_cpus_per_worker,
@@ -189,46 +201,40 @@ class RayBackend(Coordinator):
         """Start an actor for ``worker``; it runs once Ray has placed it."""
         actor = self.actor_class.remote()
         self.actors[worker] = actor
-        self._call(
-            worker,
-            actor.start,
-            worker,
-            self.config.to_dict(),
-            self.first_episode,
-            self.pieces,
-        )
+        line = Line(self.ray, worker, actor, self.pieces, self.outcomes)
+        self.lines[worker] = line
+        line.start(worker, self.config.to_dict(), self.first_episode, self.pieces)
         self._asked_at[worker] = time.monotonic()
 
     # -- serve ------------------------------------------------------------------
     def poll(self, timeout: float) -> None:
-        refs = list(self.calls)
-        if not refs:
-            time.sleep(min(timeout, 0.02))
-            return
-        ready, _ = self.ray.wait(refs, num_returns=1, timeout=timeout)
-        if ready:  # and whatever else is ready by now
-            ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
-        for ref in ready:
-            self._receive(ref)
+        try:
+            outcomes = [self.outcomes.get(timeout=timeout)]
+        except queue.Empty:
+            outcomes = []
+        while True:  # and whatever else is ready by now
+            try:
+                outcomes.append(self.outcomes.get_nowait())
+            except queue.Empty:
+                break
+        for outcome in outcomes:
+            self._receive(outcome)
         self._drop_unneeded_pending()
         self._warn_pending()
 
-    def _call(self, worker: int, method: Any, *args: Any) -> None:
-        refs = method.options(num_returns=1 + self.pieces).remote(*args)
-        self.calls[refs[0]] = (worker, refs)
-
-    def _receive(self, ref: Any) -> None:
-        worker, refs = self.calls.pop(ref)
-        try:
-            messages, *gradients = self.ray.get(refs)
-        except self.ray.exceptions.RayActorError as error:
-            self._lost(worker, error)
+    def _receive(self, outcome: Outcome) -> None:
+        worker = outcome.line.worker
+        if self.lines.get(worker) is not outcome.line:
+            return  # from an actor that was forgotten or replaced
+        if isinstance(outcome.error, self.ray.exceptions.RayActorError):
+            self._lost(worker, outcome.error)
             return
-        except self.ray.exceptions.RayError as error:  # the call itself raised
-            self._fail(worker, RemoteWorkerError(str(error)))
+        if outcome.error is not None or outcome.messages is None:
+            self._fail(worker, RemoteWorkerError(str(outcome.error)))
             return
-        if messages[-1] == ("update", None):  # its gradients, in pieces
-            messages[-1] = ("update", join(gradients))
+        messages = outcome.messages
+        if messages[-1] == ("update", None):  # its gradients came alongside
+            messages[-1] = ("update", outcome.gradients)
         replies: list[tuple] = []
         spent = False  # the number it held ahead answered its claim
         for message in messages:
@@ -252,14 +258,10 @@ class RayBackend(Coordinator):
             (reply,) = replies  # one question per call
             if reply[0] == "episode":
                 self.playing[worker] = reply[1]
-            weights = split(reply[1], self.pieces) if reply[0] == "weights" else []
-            if weights:
-                reply = ("weights", None)
             spare = self._spare(worker)
             if spent and spare is None:  # none to take its place: it holds none
                 spare = REVOKE
-            exchange = self.actors[worker].exchange
-            self._call(worker, exchange, reply, spare, *weights)
+            self.lines[worker].exchange(reply, spare)
 
     def _spare_answers(self, worker: int) -> bool:
         """True when ``worker`` claims an episode number while it holds one
@@ -286,10 +288,14 @@ class RayBackend(Coordinator):
 
     def _hello(self, worker: int, where: dict[str, Any]) -> None:
         self.started.add(worker)
+        compiled = where["node"] == self.node and not self.config.ray_ordinary_calls
+        if compiled:
+            self.lines[worker].compile()
         shipped = f"; its mathy_a3c: {where['package']}" if self.ship else ""
         print(
             f"ray: worker {worker} runs on node {where['node'][:12]} "
-            f"({where['host']}, pid {where['pid']}){shipped}",
+            f"({where['host']}, pid {where['pid']}); talks through "
+            f"{'a compiled graph' if compiled else 'actor calls'}{shipped}",
             file=sys.stderr,
         )
 
@@ -308,6 +314,7 @@ class RayBackend(Coordinator):
             if unplayed is not None:
                 self.episodes.release(unplayed)
         self.ray.kill(self.actors[worker], no_restart=True)
+        self.lines[worker].close(timeout=0)
         if self.stopping:
             self.open.discard(worker)
             return
@@ -367,10 +374,11 @@ class RayBackend(Coordinator):
 
     def _forget(self, worker: int) -> None:
         """Stop a worker whose actor has not started (nothing to lose)."""
-        for ref in [r for r, (w, _) in self.calls.items() if w == worker]:
-            del self.calls[ref]
+        line = self.lines.pop(worker, None)
         if worker in self.actors:  # none yet if start() failed
             self.ray.kill(self.actors[worker], no_restart=True)
+        if line is not None:
+            line.close(timeout=0)
         self.open.discard(worker)
 
     def _warn_pending(self) -> None:
@@ -402,10 +410,15 @@ class RayBackend(Coordinator):
             self._forget(worker)
         if self.actors:  # none if start() failed
             self.wind_down()
+        for worker, line in self.lines.items():
+            # A line whose worker said goodbye is idle: its compiled graph is
+            # taken down while the actor lives. Others go with their actor.
+            line.close(timeout=0 if worker in self.open else 10.0)
         for actor in self.actors.values():
             self.ray.kill(actor, no_restart=True)
         if self.started_ray:
             self.ray.shutdown()
+        self._run_scope.close()
 
 
 @contextlib.contextmanager

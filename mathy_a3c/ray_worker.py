@@ -111,12 +111,28 @@ class RayWorker:
         """Answer the worker's last question (a ``"weights"`` answer comes in
         pieces), with the next episode's number in advance (``spare``;
         :data:`REVOKE`: it holds none now); returns the worker's next messages."""
-        if spare is not None:
-            self.spare = None if spare == REVOKE else spare
         if weights:
             reply = (reply[0], join(weights))
+        return self._outgoing(self._answer(reply, spare))
+
+    def exchange_whole(self, call: tuple) -> tuple:
+        """:meth:`exchange` through a compiled graph's channel: ``call`` is
+        ``(reply, spare, weights)`` and the result ``(messages, gradients)``,
+        the vectors whole (``None`` where there are none)."""
+        reply, spare, weights = call
+        if weights is not None:  # the channel's buffer is reused: copy it out
+            reply = (reply[0], np.array(weights, np.float32))
+        messages = self._answer(reply, spare)
+        gradients = None
+        if messages[-1][0] == "update":
+            gradients, messages[-1] = messages[-1][1], ("update", None)
+        return messages, gradients
+
+    def _answer(self, reply: tuple, spare: int | None) -> list[tuple]:
+        if spare is not None:
+            self.spare = None if spare == REVOKE else spare
         self.inbox.put(reply)
-        return self._outgoing(self._until_question())
+        return self._until_question()
 
     def _until_question(self) -> list[tuple]:
         """The worker's messages up to its next question for the driver. An

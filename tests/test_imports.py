@@ -14,7 +14,7 @@ LAYERS = [
     {"search", "solvable"},
     {"model"},
     {"turn", "worker", "callbacks", "inference", "evaluation"},
-    {"backends", "ray_backend", "worker_process", "ray_worker"},
+    {"backends", "ray_backend", "ray_lines", "worker_process", "ray_worker"},
     {"agent"},
     {"cli", "__main__"},
 ]

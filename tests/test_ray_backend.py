@@ -67,7 +67,7 @@ def _mathy(args, cwd, **popen):
 # -- a local runtime --------------------------------------------------------------
 
 
-def test_two_ray_actors_train_a_gym_topic_with_a_local_runtime(tiny):
+def test_two_ray_actors_train_a_gym_topic_with_a_local_runtime(tiny, capfd):
     config = A3CConfig(
         **{**tiny, "max_eps": 8, "topics": ["gym:CartPole-v1"]},
         backend="ray",
@@ -87,19 +87,29 @@ def test_two_ray_actors_train_a_gym_topic_with_a_local_runtime(tiny):
         path = os.path.join(config.model_dir, f"worker_{worker}.profile")
         assert pstats.Stats(path).total_calls > 0
     assert not ray.is_initialized()  # the local runtime stopped with the run
+    # Both workers run on the driver's node: their updates go through
+    # compiled graphs, whose teardown logs nothing at the end.
+    err = capfd.readouterr().err
+    assert len(re.findall(r"runs on node .*; talks through a compiled graph", err)) == 2
+    assert "ordinary actor calls" not in err and "Tearing down" not in err
 
 
-def test_a_ray_worker_whose_claim_takes_the_last_episode_plays_it_once(tiny):
+def test_a_ray_worker_whose_claim_takes_the_last_episode_plays_it_once(tiny, capfd):
     # The worker is handed its next number ahead, with its first weights; its
     # first claim uses that number up while none is left to hand out in its
     # place: the worker must not keep it as a spare too.
+    # (Through ordinary actor calls, as asked, though it runs on this node.)
     config = A3CConfig(
-        **{**tiny, "num_workers": 1, "max_eps": 1}, backend="ray", max_seconds=120
+        **{**tiny, "num_workers": 1, "max_eps": 1},
+        backend="ray",
+        max_seconds=120,
+        ray_ordinary_calls=True,
     )
     recorder = Recorder()
     result = A3CAgent(config, callbacks=[recorder], console=False).train()
     assert result.episodes == 1
     assert [r.episode for r in recorder.reports] == [0]
+    assert "; talks through actor calls" in capfd.readouterr().err
 
 
 def test_a_crashing_ray_actor_stops_training_with_its_traceback(
@@ -220,6 +230,8 @@ def test_a_cluster_trains_across_nodes_loses_one_and_resumes(cluster, tmp_path):
     while len(on) < 2:
         found = run.until(PLACED.pattern)
         on[int(found[1])] = next(n for n in nodes if n.node_id.startswith(found[2]))
+        # Not on the driver's node: ordinary actor calls, not a compiled graph.
+        assert "; talks through actor calls; its mathy_a3c: " in run.lines[-1]
         shipped.add(run.lines[-1].split("its mathy_a3c: ")[-1].strip())
     assert {on[0], on[1]} == set(nodes)  # one worker on each worker node
     import mathy_a3c

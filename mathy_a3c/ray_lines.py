@@ -1,0 +1,166 @@
+"""The ray backend's line to one worker actor: one call at a time, made from a
+thread of its own, its outcome put on a queue that the driver reads.
+
+An ordinary actor call costs about 2.8 ms per update with this model's
+weights and gradients, 1.2 ms of that Ray's own cost per call
+(``benchmarks/ray_calls.py``, 2 cores). For an actor on the driver's own
+node, a line compiles a Ray Compiled Graph of the one call the worker makes
+again and again (:meth:`~mathy_a3c.ray_worker.RayWorker.exchange_whole`),
+and the updates then go through a shared-memory channel: 0.6 ms each. Calls
+to actors on other nodes stay ordinary ones: their first compiled call hung
+in testing (Ray 2.60, a cluster of raylets on one machine), and an update
+that crosses the network costs that network's time anyway.
+
+Each line runs a thread because the driver waits on every worker at once,
+and ``ray.wait`` takes ordinary object refs only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .ray_worker import join, split
+
+#: The logger of Ray's compiled graphs. It logs four INFO lines for every
+#: graph taken down (at every run's end, for every worker), and the
+#: traceback of a graph's last call when its actor died (the ray backend
+#: reports that loss itself, in one line).
+GRAPH_LOGGER = "ray.dag.compiled_dag_node"
+#: The message of that traceback.
+DEAD_ACTOR_TEARDOWN = "Error cancelling worker task"
+
+
+class _GraphLogs(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return False
+        return record.getMessage() != DEAD_ACTOR_TEARDOWN
+
+
+@contextlib.contextmanager
+def quiet_graph_logs() -> Iterator[None]:
+    """The compiled graphs' INFO lines, and their tracebacks for actors that
+    died, left out of the log in the block (a filter of the block's own)."""
+    logger = logging.getLogger(GRAPH_LOGGER)
+    quiet = _GraphLogs()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+class Outcome(NamedTuple):
+    """What one call to a worker's actor came to."""
+
+    line: Line
+    #: The worker's messages; ``None`` when the call failed.
+    messages: list[tuple] | None
+    #: The gradients its last message (an ``"update"``) carries, whole.
+    gradients: np.ndarray | None
+    #: Why the call failed: a ``RayActorError`` when the actor is lost.
+    error: BaseException | None = None
+
+
+class Line:
+    """Calls to one worker's actor, made in order by a thread of the line."""
+
+    def __init__(
+        self, ray: Any, worker: int, actor: Any, pieces: int, outcomes: queue.Queue
+    ) -> None:
+        self.ray = ray
+        self.worker = worker
+        self.actor = actor
+        #: Pieces the vectors travel in through ordinary calls.
+        self.pieces = pieces
+        self.outcomes = outcomes
+        #: The compiled graph of ``exchange_whole``, once compiled.
+        self.compiled: Any = None
+        self._jobs: queue.Queue[tuple | None] = queue.Queue()
+        self._thread = threading.Thread(
+            target=self._run, name=f"a3c-ray-line-{worker}", daemon=True
+        )
+        self._thread.start()
+
+    def start(self, *args: Any) -> None:
+        """Call the actor's ``start``; its outcome comes to the queue."""
+        self._jobs.put(("start", args))
+
+    def exchange(self, reply: tuple, spare: int | None) -> None:
+        """Call the actor's exchange with ``reply`` (a ``"weights"`` reply
+        carries the vector whole) and ``spare``."""
+        self._jobs.put(("exchange", (reply, spare)))
+
+    def compile(self) -> None:
+        """Make the next exchanges through a compiled graph (or keep them
+        ordinary calls if Ray cannot compile it, and say why)."""
+        self._jobs.put(("compile", ()))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """End the line's thread after its calls, and its compiled graph."""
+        self._jobs.put(None)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # -- the line's thread ---------------------------------------------------
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            kind, args = job
+            if kind == "compile":
+                self._compile()
+            else:
+                self.outcomes.put(self._call(kind, args))
+        if self.compiled is not None:
+            self.compiled.teardown()
+
+    def _compile(self) -> None:
+        try:
+            from ray.dag import InputNode
+
+            with InputNode() as call:
+                graph = self.actor.exchange_whole.bind(call)
+            self.compiled = graph.experimental_compile()
+        except Exception as error:  # an older Ray, or one that cannot here
+            why = " ".join(str(error).split())[:200] or type(error).__name__
+            print(
+                f"ray: worker {self.worker} talks through ordinary actor calls "
+                f"(no compiled graph: {why})",
+                file=sys.stderr,
+            )
+
+    def _call(self, kind: str, args: tuple) -> Outcome:
+        ray = self.ray
+        try:
+            if kind == "exchange" and self.compiled is not None:
+                reply, spare = args
+                weights = reply[1] if reply[0] == "weights" else None
+                call = ((reply[0], None) if weights is not None else reply, spare)
+                messages, gradients = ray.get(
+                    self.compiled.execute((*call, weights)), timeout=-1
+                )
+                if gradients is not None:  # out of the channel's buffer
+                    gradients = np.array(gradients, np.float32)
+                return Outcome(self, messages, gradients)
+            if kind == "exchange":
+                reply, spare = args
+                weights = []
+                if reply[0] == "weights":
+                    weights, reply = split(reply[1], self.pieces), ("weights", None)
+                method = self.actor.exchange
+                args = (reply, spare, *weights)
+            else:
+                method = getattr(self.actor, kind)
+            refs = method.options(num_returns=1 + self.pieces).remote(*args)
+            messages, *parts = ray.get(refs)
+            gradients = join(parts) if messages[-1] == ("update", None) else None
+            return Outcome(self, messages, gradients)
+        except ray.exceptions.RayError as error:
+            return Outcome(self, None, None, error)
