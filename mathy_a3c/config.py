@@ -236,8 +236,8 @@ class A3CConfig:
         False,
         "With backend ray: talk to every worker actor through ordinary actor "
         "calls. Without it, workers on the driver's own node talk through a Ray "
-        "Compiled Graph's shared-memory channel (an update's round trip 0.6 ms "
-        "instead of 2.8 ms on 2 cores); workers on other nodes always use "
+        "Compiled Graph's shared-memory channel (an update's round trip 0.7 ms "
+        "instead of about 3 ms on 2 cores); workers on other nodes always use "
         "ordinary calls.",
         resume="run",
     )

@@ -1,12 +1,14 @@
 """The ray backend's line to one worker actor: one call at a time, made from a
 thread of its own, its outcome put on a queue that the driver reads.
 
-An ordinary actor call costs about 2.8 ms per update with this model's
-weights and gradients, 1.2 ms of that Ray's own cost per call
-(``benchmarks/ray_calls.py``, 2 cores). For an actor on the driver's own
-node, a line compiles a Ray Compiled Graph of the one call the worker makes
-again and again (:meth:`~mathy_a3c.ray_worker.RayWorker.exchange_whole`),
-and the updates then go through a shared-memory channel: 0.6 ms each. Calls
+An ordinary actor call costs about 3 ms per update with this model's
+weights and gradients (2.8 to 3.3 ms), of which 1.2 to 1.4 ms is Ray's own
+cost per call, and 1.7 ms of the driver's CPU (``benchmarks/ray_calls.py``,
+2 cores). For an actor on the driver's own node, a line compiles a Ray
+Compiled Graph of the one call the worker makes again and again
+(:meth:`~mathy_a3c.ray_worker.RayWorker.exchange_whole`), and the updates
+then go through a shared-memory channel: 0.70 ms each, 0.66 ms of the
+driver's CPU. Calls
 to actors on other nodes stay ordinary ones: their first compiled call hung
 in testing (Ray 2.60, a cluster of raylets on one machine), and an update
 that crosses the network costs that network's time anyway.
