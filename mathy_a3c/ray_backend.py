@@ -45,7 +45,7 @@ from .backends import Coordinator, RemoteWorkerError
 from .callbacks import QueueReporter
 from .config import A3CConfig, ConfigError, field_name
 from .parameter_server import GlobalModel
-from .ray_lines import Line, Outcome, quiet_graph_logs
+from .ray_lines import Line, Outcome, compiled_graphs_supported, quiet_graph_logs
 from .ray_worker import REVOKE, RayWorker, pieces_for
 from .worker_process import STOP_SIGNALS
 
@@ -288,7 +288,11 @@ class RayBackend(Coordinator):
 
     def _hello(self, worker: int, where: dict[str, Any]) -> None:
         self.started.add(worker)
-        compiled = where["node"] == self.node and not self.config.ray_ordinary_calls
+        compiled = (
+            where["node"] == self.node
+            and not self.config.ray_ordinary_calls
+            and compiled_graphs_supported(self.ray.__version__)
+        )
         if compiled:
             self.lines[worker].compile()
         shipped = f"; its mathy_a3c: {where['package']}" if self.ship else ""

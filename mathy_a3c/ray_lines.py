@@ -31,6 +31,22 @@ import numpy as np
 
 from .ray_worker import join, split
 
+#: The oldest Ray whose compiled graphs this module uses (Ray's docs advise
+#: 2.44 or later; older ones fetch results differently): with an older Ray,
+#: every call is an ordinary one.
+COMPILED_GRAPHS_SINCE = (2, 44)
+
+
+def compiled_graphs_supported(version: str) -> bool:
+    """Whether Ray ``version`` (``ray.__version__``) is one whose compiled
+    graphs the lines use."""
+    parts = []
+    for part in version.split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts) >= COMPILED_GRAPHS_SINCE
+
+
 #: The logger of Ray's compiled graphs. It logs four INFO lines for every
 #: graph taken down (at every run's end, for every worker), and the
 #: traceback of a graph's last call when its actor died (the ray backend
@@ -164,5 +180,5 @@ class Line:
             messages, *parts = ray.get(refs)
             gradients = join(parts) if messages[-1] == ("update", None) else None
             return Outcome(self, messages, gradients)
-        except ray.exceptions.RayError as error:
+        except Exception as error:  # the call failed: the driver decides
             return Outcome(self, None, None, error)
