@@ -38,6 +38,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -230,7 +231,12 @@ class RayBackend(Coordinator):
             self._lost(worker, outcome.error)
             return
         if outcome.error is not None or outcome.messages is None:
-            self._fail(worker, RemoteWorkerError(str(outcome.error)))
+            error = outcome.error
+            if isinstance(error, self.ray.exceptions.RayError):  # the call raised
+                why = str(error)
+            else:  # the driver's side of the call failed
+                why = "".join(traceback.format_exception(error)) if error else ""
+            self._fail(worker, RemoteWorkerError(why))
             return
         messages = outcome.messages
         if messages[-1] == ("update", None):  # its gradients came alongside

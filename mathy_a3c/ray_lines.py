@@ -8,10 +8,10 @@ cost per call, and 1.7 ms of the driver's CPU (``benchmarks/ray_calls.py``,
 Compiled Graph of the one call the worker makes again and again
 (:meth:`~mathy_a3c.ray_worker.RayWorker.exchange_whole`), and the updates
 then go through a shared-memory channel: 0.70 ms each, 0.66 ms of the
-driver's CPU. Calls
-to actors on other nodes stay ordinary ones: their first compiled call hung
-in testing (Ray 2.60, a cluster of raylets on one machine), and an update
-that crosses the network costs that network's time anyway.
+driver's CPU. Calls to actors on other nodes stay ordinary ones: their first
+compiled call hung in testing (Ray 2.60, a cluster of raylets on one
+machine), and an update that crosses the network costs that network's time
+anyway.
 
 Each line runs a thread because the driver waits on every worker at once,
 and ``ray.wait`` takes ordinary object refs only.
@@ -137,7 +137,10 @@ class Line:
             else:
                 self.outcomes.put(self._call(kind, args))
         if self.compiled is not None:
-            self.compiled.teardown()
+            # Its actor is about to be killed, or dead, or Ray stopped: a
+            # graph that cannot be taken down goes with them.
+            with contextlib.suppress(Exception):
+                self.compiled.teardown()
 
     def _compile(self) -> None:
         try:
