@@ -59,6 +59,10 @@ RAY_MISSING = (
 MAX_RECREATIONS = 100
 #: Seconds after which workers still waiting for resources are reported.
 PENDING_WARNING_S = 30.0
+#: Seconds a placed worker may take to start (importing TensorFlow, building
+#: its model: minutes on a loaded machine) before a run whose episodes are
+#: all done stops waiting for it.
+STARTING_LIMIT_S = 300.0
 
 
 class WorkerLost(RuntimeError):
@@ -105,6 +109,9 @@ class RayBackend(Coordinator):
         self.node = ""
         #: Pieces weights and gradients travel in (under Ray's inline limit).
         self.pieces = pieces_for(global_model.flat_weights().size)
+        #: Workers whose actor Ray has placed (it answered ``where``), and
+        #: since when.
+        self.placed: dict[int, float] = {}
         #: Workers whose actor is running (it answered ``start``).
         self.started: set[int] = set()
         #: The episode number (from the counter) each worker is playing.
@@ -245,8 +252,11 @@ class RayBackend(Coordinator):
         spent = False  # the number it held ahead answered its claim
         for message in messages:
             kind = message[0]
+            if kind == "placed":
+                self._placed(worker, message[1])
+                continue
             if kind == "hello":
-                self._hello(worker, message[1])
+                self._hello(worker)
                 continue
             if kind in ("episode", "report"):  # its episode is over
                 self.playing.pop(worker, None)
@@ -292,14 +302,15 @@ class RayBackend(Coordinator):
             self.spares[worker] = episode
         return episode
 
-    def _hello(self, worker: int, where: dict[str, Any]) -> None:
-        self.started.add(worker)
+    def _placed(self, worker: int, where: dict[str, Any]) -> None:
+        """Ray placed ``worker``'s actor: say where, and how it will talk."""
+        self.placed[worker] = time.monotonic()
         compiled = (
             where["node"] == self.node
             and not self.config.ray_ordinary_calls
             and compiled_graphs_supported(self.ray.__version__)
         )
-        if compiled:
+        if compiled:  # made once its start returns: the line calls in order
             self.lines[worker].compile()
         shipped = f"; its mathy_a3c: {where['package']}" if self.ship else ""
         print(
@@ -309,9 +320,13 @@ class RayBackend(Coordinator):
             file=sys.stderr,
         )
 
+    def _hello(self, worker: int) -> None:
+        self.started.add(worker)
+
     def _fail(self, worker: int, error: BaseException) -> None:
         self.open.discard(worker)
         self.started.discard(worker)
+        self.placed.pop(worker, None)
         if not self.stopping:
             self.errors.append((worker, error))
 
@@ -319,6 +334,7 @@ class RayBackend(Coordinator):
         """A worker's actor died: give its episode back, then recreate it, or
         stop the run."""
         self.started.discard(worker)
+        self.placed.pop(worker, None)
         episode = self.playing.pop(worker, None)
         for unplayed in (episode, self.spares.pop(worker, None)):
             if unplayed is not None:
@@ -364,23 +380,30 @@ class RayBackend(Coordinator):
         self._launch(worker)
 
     def _drop_unneeded_pending(self) -> None:
-        """Workers still waiting for a node once no episode is left to play
-        would keep the run open forever: once they have waited
-        ``PENDING_WARNING_S`` (a worker that is only starting up says hello
-        sooner), stop waiting for them."""
+        """Workers that have not started once no episode is left to play
+        would keep the run open forever. Stop waiting for one still waiting
+        for a node after ``PENDING_WARNING_S``, and for one placed but still
+        starting after ``STARTING_LIMIT_S``."""
         waiting = self.open - self.started
         if not waiting or self.open & self.started or not self.episodes.exhausted:
             return
         now = time.monotonic()
         for worker in sorted(waiting):
-            if now - self._asked_at[worker] > PENDING_WARNING_S:
-                print(
-                    f"ray: worker {worker} never found a node with "
-                    f"{self.config.ray_cpus_per_worker:g} free CPUs; every episode "
-                    f"is done without it",
-                    file=sys.stderr,
+            placed = self.placed.get(worker)
+            if placed is None and now - self._asked_at[worker] > PENDING_WARNING_S:
+                why = (
+                    f"never found a node with {self.config.ray_cpus_per_worker:g} "
+                    f"free CPUs"
                 )
-                self._forget(worker)
+            elif placed is not None and now - placed > STARTING_LIMIT_S:
+                why = f"did not start within {STARTING_LIMIT_S:g} s of being placed"
+            else:
+                continue
+            print(
+                f"ray: worker {worker} {why}; every episode is done without it",
+                file=sys.stderr,
+            )
+            self._forget(worker)
 
     def _forget(self, worker: int) -> None:
         """Stop a worker whose actor has not started (nothing to lose)."""
@@ -397,7 +420,7 @@ class RayBackend(Coordinator):
         now = time.monotonic()
         late = sorted(
             w
-            for w in self.open - self.started
+            for w in self.open - self.started - set(self.placed)
             if now - self._asked_at[w] > PENDING_WARNING_S
         )
         if late:

@@ -109,7 +109,10 @@ class Line:
         self._thread.start()
 
     def start(self, *args: Any) -> None:
-        """Call the actor's ``start``; its outcome comes to the queue."""
+        """Ask the actor where it runs, then call its ``start``; the outcomes
+        come to the queue, the first as a ``("placed", where)`` message as
+        soon as Ray has placed the actor."""
+        self._jobs.put(("where", ()))
         self._jobs.put(("start", args))
 
     def exchange(self, reply: tuple, spare: int | None) -> None:
@@ -160,6 +163,9 @@ class Line:
     def _call(self, kind: str, args: tuple) -> Outcome:
         ray = self.ray
         try:
+            if kind == "where":
+                where = ray.get(self.actor.where.remote())
+                return Outcome(self, [("placed", where)], None)
             if kind == "exchange" and self.compiled is not None:
                 reply, spare = args
                 weights = reply[1] if reply[0] == "weights" else None

@@ -78,7 +78,6 @@ class RayWorker:
         self, worker_id: int, config: dict[str, Any], first_episode: int, pieces: int
     ) -> tuple:
         """Start the worker; returns where it runs, then its first messages."""
-        import ray
 
         from .quiet import quiet_native_logs
 
@@ -92,12 +91,6 @@ class RayWorker:
             tf.config.list_physical_devices()  # where it probes for CUDA
             from . import backends
 
-        where = {
-            "node": ray.get_runtime_context().get_node_id(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "package": os.path.dirname(os.path.abspath(__file__)),
-        }
         thread = threading.Thread(
             target=backends.run_remote_worker,
             args=(worker_id, config, first_episode, self.outbox.put, self.inbox.get),
@@ -105,7 +98,20 @@ class RayWorker:
             daemon=True,
         )
         thread.start()
-        return self._outgoing([("hello", where), *self._until_question()])
+        return self._outgoing([("hello", self.where()), *self._until_question()])
+
+    def where(self) -> dict[str, Any]:
+        """Where this actor runs: its node, host, process and package folder.
+        It answers at once, before :meth:`start` loads TensorFlow, so the
+        driver learns that the actor was placed."""
+        import ray
+
+        return {
+            "node": ray.get_runtime_context().get_node_id(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "package": os.path.dirname(os.path.abspath(__file__)),
+        }
 
     def exchange(self, reply: tuple, spare: int | None, *weights: Any) -> tuple:
         """Answer the worker's last question (a ``"weights"`` answer comes in

@@ -271,16 +271,23 @@ def test_a_cluster_trains_across_nodes_loses_one_and_resumes(cluster, tmp_path):
     ]
     assert not written_on_nodes
 
-    # The model resumes through the cluster that is left.
+    # The model resumes through the cluster that is left: one node of 2 CPUs,
+    # so of two workers of 2 CPUs one never finds a node. The other plays
+    # every episode, and the run stops waiting for the first.
     resumed = _mathy(
         ["train", "a3c", "poly", "agent", *ray_args, "--episodes", "4"]
-        + ["--no-progress"],
+        + ["--ray-cpus-per-worker", "2", "--no-progress"],
         cwd=driver,
     )
     out, _ = resumed.communicate(timeout=180)
     assert resumed.returncode == 0, out
     assert f"Resuming agent: {episodes} episodes" in out
     assert load_checkpoint(str(folder)).episodes == episodes + 4
+    (placed,) = PLACED.findall(out)
+    assert (
+        f"ray: worker {1 - int(placed[0])} never found a node with 2 free CPUs; "
+        f"every episode is done without it"
+    ) in out
 
     # Without an address a run starts a runtime of its own: it does not join
     # the cluster that runs on this machine.
