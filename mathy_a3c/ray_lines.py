@@ -102,6 +102,9 @@ class Line:
         self.outcomes = outcomes
         #: The compiled graph of ``exchange_whole``, once compiled.
         self.compiled: Any = None
+        #: A call failed: the actor is lost or the run stops; nothing to
+        #: compile for.
+        self.failed = False
         self._jobs: queue.Queue[tuple | None] = queue.Queue()
         self._thread = threading.Thread(
             target=self._run, name=f"a3c-ray-line-{worker}", daemon=True
@@ -136,9 +139,12 @@ class Line:
         while (job := self._jobs.get()) is not None:
             kind, args = job
             if kind == "compile":
-                self._compile()
+                if not self.failed:
+                    self._compile()
             else:
-                self.outcomes.put(self._call(kind, args))
+                outcome = self._call(kind, args)
+                self.failed = self.failed or outcome.error is not None
+                self.outcomes.put(outcome)
         if self.compiled is not None:
             # Its actor is about to be killed, or dead, or Ray stopped: a
             # graph that cannot be taken down goes with them.
