@@ -255,8 +255,8 @@ class RayBackend(Coordinator):
             if kind == "placed":
                 self._placed(worker, message[1])
                 continue
-            if kind == "hello":
-                self._hello(worker)
+            if kind == "hello":  # it started
+                self.started.add(worker)
                 continue
             if kind in ("episode", "report"):  # its episode is over
                 self.playing.pop(worker, None)
@@ -319,9 +319,6 @@ class RayBackend(Coordinator):
             f"{'a compiled graph' if compiled else 'actor calls'}{shipped}",
             file=sys.stderr,
         )
-
-    def _hello(self, worker: int) -> None:
-        self.started.add(worker)
 
     def _fail(self, worker: int, error: BaseException) -> None:
         self.open.discard(worker)

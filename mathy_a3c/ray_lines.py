@@ -131,8 +131,7 @@ class Line:
     def close(self, timeout: float = 10.0) -> None:
         """End the line's thread after its calls, and its compiled graph."""
         self._jobs.put(None)
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        self._thread.join(timeout)
 
     # -- the line's thread ---------------------------------------------------
     def _run(self) -> None:
@@ -172,28 +171,29 @@ class Line:
             if kind == "where":
                 where = ray.get(self.actor.where.remote())
                 return Outcome(self, [("placed", where)], None)
-            if kind == "exchange" and self.compiled is not None:
-                reply, spare = args
-                weights = reply[1] if reply[0] == "weights" else None
-                call = ((reply[0], None) if weights is not None else reply, spare)
-                messages, gradients = ray.get(
-                    self.compiled.execute((*call, weights)), timeout=-1
-                )
-                if gradients is not None:  # out of the channel's buffer
-                    gradients = np.array(gradients, np.float32)
-                return Outcome(self, messages, gradients)
-            if kind == "exchange":
-                reply, spare = args
-                weights = []
-                if reply[0] == "weights":
-                    weights, reply = split(reply[1], self.pieces), ("weights", None)
-                method = self.actor.exchange
-                args = (reply, spare, *weights)
-            else:
-                method = getattr(self.actor, kind)
-            refs = method.options(num_returns=1 + self.pieces).remote(*args)
-            messages, *parts = ray.get(refs)
-            gradients = join(parts) if messages[-1] == ("update", None) else None
+            if kind == "start":
+                return self._ordinary(self.actor.start, *args)
+            reply, spare = args
+            weights = None
+            if reply[0] == "weights":  # the vector travels beside the reply
+                reply, weights = ("weights", None), reply[1]
+            if self.compiled is None:
+                pieces: list[bytes] = []
+                if weights is not None:
+                    pieces = split(weights, self.pieces)
+                return self._ordinary(self.actor.exchange, reply, spare, *pieces)
+            messages, gradients = ray.get(
+                self.compiled.execute((reply, spare, weights)), timeout=-1
+            )
+            if gradients is not None:  # out of the channel's buffer
+                gradients = np.array(gradients, np.float32)
             return Outcome(self, messages, gradients)
         except Exception as error:  # the call failed: the driver decides
             return Outcome(self, None, None, error)
+
+    def _ordinary(self, method: Any, *args: Any) -> Outcome:
+        """An ordinary actor call: the messages, then the gradients' pieces."""
+        refs = method.options(num_returns=1 + self.pieces).remote(*args)
+        messages, *parts = self.ray.get(refs)
+        gradients = join(parts) if messages[-1] == ("update", None) else None
+        return Outcome(self, messages, gradients)

@@ -98,7 +98,8 @@ class RayWorker:
             daemon=True,
         )
         thread.start()
-        return self._outgoing([("hello", self.where()), *self._until_question()])
+        messages = [("hello", self.where()), *self._until_question()]
+        return self._outgoing(*_detached(messages))
 
     def where(self) -> dict[str, Any]:
         """Where this actor runs: its node, host, process and package folder.
@@ -119,7 +120,7 @@ class RayWorker:
         :data:`REVOKE`: it holds none now); returns the worker's next messages."""
         if weights:
             reply = (reply[0], join(weights))
-        return self._outgoing(self._answer(reply, spare))
+        return self._outgoing(*self._answer(reply, spare))
 
     def exchange_whole(self, call: tuple) -> tuple:
         """:meth:`exchange` through a compiled graph's channel: ``call`` is
@@ -128,17 +129,15 @@ class RayWorker:
         reply, spare, weights = call
         if weights is not None:  # the channel's buffer is reused: copy it out
             reply = (reply[0], np.array(weights, np.float32))
-        messages = self._answer(reply, spare)
-        gradients = None
-        if messages[-1][0] == "update":
-            gradients, messages[-1] = messages[-1][1], ("update", None)
-        return messages, gradients
+        return self._answer(reply, spare)
 
-    def _answer(self, reply: tuple, spare: int | None) -> list[tuple]:
+    def _answer(
+        self, reply: tuple, spare: int | None
+    ) -> tuple[list[tuple], np.ndarray | None]:
         if spare is not None:
             self.spare = None if spare == REVOKE else spare
         self.inbox.put(reply)
-        return self._until_question()
+        return _detached(self._until_question())
 
     def _until_question(self) -> list[tuple]:
         """The worker's messages up to its next question for the driver. An
@@ -155,8 +154,14 @@ class RayWorker:
             if message[0] not in ONE_WAY:
                 return messages
 
-    def _outgoing(self, messages: list[tuple]) -> tuple:
-        gradients = None
-        if messages[-1][0] == "update":
-            gradients, messages[-1] = messages[-1][1], ("update", None)
+    def _outgoing(self, messages: list[tuple], gradients: np.ndarray | None) -> tuple:
         return (messages, *split(gradients, self.pieces))
+
+
+def _detached(messages: list[tuple]) -> tuple[list[tuple], np.ndarray | None]:
+    """The messages, and the gradients their last one (an ``"update"``)
+    carries, taken out of it (they travel beside the messages)."""
+    if messages[-1][0] != "update":
+        return messages, None
+    gradients, messages[-1] = messages[-1][1], ("update", None)
+    return messages, gradients
