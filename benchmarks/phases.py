@@ -47,13 +47,15 @@ spent: collections.defaultdict[str, float] = collections.defaultdict(float)
 calls: collections.Counter[str] = collections.Counter()
 
 #: (owner, attribute, label): the phases timed. ``observe`` runs inside
-#: ``step`` and ``reset``; ``gradient call`` and ``gradient inputs`` inside
-#: ``update``; every phase inside ``episode``.
+#: ``step`` and ``reset``; the gradients inside ``update``: ``numpy
+#: gradients`` for Mathy topics, ``gradient inputs`` and TensorFlow's
+#: ``gradient call`` for gym topics; every phase inside ``episode``.
 PHASES: list[tuple[Any, str, str]] = [
     (envs.MathyTask, "step", "env step"),
     (envs.MathyTask, "reset", "env reset"),
     (envs, "observe", "observe"),
     (numpy_actor.NumpyActor, "__call__", "numpy actor"),
+    (model.ActorCritic, "numpy_gradients", "numpy gradients"),
     (model.ActorCritic, "gradient_inputs", "gradient inputs"),
     (model.ActorCritic, "run_gradients", "gradient call"),
     (worker_module.Worker, "update", "update"),
@@ -109,6 +111,8 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     for _, _, label in PHASES:
+        if not calls[label]:
+            continue
         key = label.replace(" ", "_")
         result[f"{key}_ms_per_step"] = round(spent[label] / steps * 1000, 3)
         result[f"{key}_ms_per_call"] = round(spent[label] / calls[label] * 1000, 3)

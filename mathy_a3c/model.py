@@ -35,6 +35,7 @@ from .networks import (
     vector_signature,
 )
 from .numpy_actor import Layout, NumpyActor, VectorNumpyActor
+from .numpy_gradients import NumpyGradients
 from .types import LossTerms
 
 
@@ -165,6 +166,13 @@ class ActorCritic:
 
         #: What the gradient function was traced for (see ``gradients_from``).
         self.loss_settings = (entropy_coef, value_coef, max_grad_norm)
+        #: The same clipped gradient in numpy, for Mathy networks (``None``
+        #: for gym topics): see :meth:`numpy_gradients`.
+        self._numpy_gradients = (
+            NumpyGradients(self.layout, value_coef, entropy_coef, max_grad_norm)
+            if spec is None
+            else None
+        )
         if gradients_from is not None:
             if (gradients_from.layout, gradients_from.loss_settings) != (
                 self.layout,
@@ -192,7 +200,7 @@ class ActorCritic:
         #: worker never runs the forward pass in TensorFlow (it acts in
         #: numpy), and a model loaded to play never takes gradients.
         self._concrete: dict[str, Any] = {}
-        self._last_flat_grads: tf.Tensor | None = None
+        self._last_flat_grads: tf.Tensor | np.ndarray | None = None
         #: Weights handed over by :meth:`set_flat_weights` that the Keras
         #: variables have not received yet (they get them when next read).
         self._pending: np.ndarray | None = None
@@ -263,6 +271,32 @@ class ActorCritic:
         terms, self._last_flat_grads = self._traced("gradients")(*inputs.tensors)
         return LossTerms(*(float(t) for t in terms.numpy()))
 
+    @property
+    def has_numpy_gradients(self) -> bool:
+        """Whether :meth:`numpy_gradients` can take this network's gradients."""
+        return self._numpy_gradients is not None
+
+    def numpy_gradients(
+        self,
+        observations: list[Observation],
+        actions: np.ndarray,
+        advantages: np.ndarray,
+        returns: np.ndarray,
+    ) -> LossTerms:
+        """What :meth:`compute_gradients` computes, computed in numpy
+        (:class:`~mathy_a3c.numpy_gradients.NumpyGradients`) from the
+        rollout's observations, unstacked: a worker's update with no
+        TensorFlow call. Mathy networks only (:attr:`has_numpy_gradients`)."""
+        if self._numpy_gradients is None:
+            raise TypeError("numpy gradients are for Mathy networks only")
+        weights = self._pending
+        if weights is None:
+            weights = self._traced("flat_weights")().numpy()
+        terms, self._last_flat_grads = self._numpy_gradients(
+            weights, observations, actions, advantages, returns
+        )
+        return terms
+
     def compute_gradients(
         self,
         batch: Observation,
@@ -302,6 +336,8 @@ class ActorCritic:
         """The last :meth:`run_gradients` result as one float32 vector."""
         if self._last_flat_grads is None:
             raise RuntimeError("flat_gradients() before compute_gradients()")
+        if isinstance(self._last_flat_grads, np.ndarray):
+            return self._last_flat_grads
         return self._last_flat_grads.numpy()
 
     def flat_weights(self) -> np.ndarray:

@@ -26,9 +26,17 @@ def configure_for_training() -> bool:
       pools only add hand-offs, and the cores belong to the workers (with 1
       worker thread on 2 cores: 593 env steps/s with one TensorFlow thread,
       504 with TensorFlow's default of one per core). This works only before
-      TensorFlow runs its first operation.
+      TensorFlow runs its first operation;
+    * one BLAS thread for numpy (through ``threadpoolctl``): a worker's
+      matrix products (its numpy gradients) are small, and OpenBLAS's
+      threads spin while they wait, taking the cores from the other workers
+      (2 worker processes on 2 cores: 172 env steps/s with OpenBLAS's
+      default of one thread per core).
     """
     quiet_fast_tensorflow()
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
     import tensorflow as tf
 
     try:

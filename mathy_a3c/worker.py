@@ -242,11 +242,16 @@ class Worker:
             self.config.gamma,
             self.config.gae_lambda,
         )
-        inputs = self.local.gradient_inputs(
-            stack(list(observations)), np.asarray(actions), advantages, returns
-        )
-        with self._away():  # TensorFlow runs without the GIL: let others act
-            terms = self.local.run_gradients(inputs)
+        if self.local.has_numpy_gradients:  # Mathy: no TensorFlow call
+            terms = self.local.numpy_gradients(
+                list(observations), np.asarray(actions), advantages, returns
+            )
+        else:
+            inputs = self.local.gradient_inputs(
+                stack(list(observations)), np.asarray(actions), advantages, returns
+            )
+            with self._away():  # TensorFlow runs without the GIL: let others act
+                terms = self.local.run_gradients(inputs)
         if not (np.isfinite(terms.total) and np.isfinite(terms.grad_norm)):
             raise FloatingPointError(
                 f"worker {self.id}: non-finite loss {terms.total} or gradient norm "

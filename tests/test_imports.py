@@ -10,7 +10,8 @@ import mathy_a3c
 LAYERS = [
     {"config", "types", "policy", "counting", "curriculum", "returns", "quiet"},
     {"runtime", "interrupts", "envs", "gym_envs", "tasks", "numpy_actor"},
-    {"flat_adam", "networks", "losses", "parameter_server", "checkpoint", "folder"},
+    {"flat_adam", "networks", "losses", "numpy_gradients", "parameter_server"},
+    {"checkpoint", "folder"},
     {"search", "solvable"},
     {"model"},
     {"turn", "worker", "callbacks", "inference", "evaluation"},

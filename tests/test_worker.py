@@ -1,6 +1,7 @@
 """One worker, driven directly: rollout length, bootstrapping, reporting."""
 
 import numpy as np
+import pytest
 from helpers import one_worker
 
 from mathy_a3c.config import A3CConfig
@@ -60,20 +61,22 @@ def test_show_lines_describe_every_step(tmp_path):
     assert all(" | " in line and "@" in line for line in step_lines)
 
 
+@pytest.mark.parametrize("topic", ["poly", "gym:CartPole-v1"])
 def test_a_worker_holds_the_turn_except_while_tensorflow_computes(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, topic
 ):
     """Threads share one interpreter: a worker acts, steps its environment and
-    prepares the gradient inputs holding the turn, and gives it up for the
-    TensorFlow call alone."""
+    takes a Mathy network's gradients in numpy holding the turn; a gym
+    network's gradients are a TensorFlow call, made without it."""
     from mathy_a3c.turn import Turn
 
-    worker, learner, reporter = _worker(tmp_path)
+    worker, learner, reporter = _worker(tmp_path, topics=[topic])
     worker.turn = turn = Turn()
     held: dict[str, list[bool]] = {
         "step": [],
+        "numpy": [],
         "prepare": [],
-        "gradients": [],
+        "tensorflow": [],
         "update": [],
     }
 
@@ -84,24 +87,27 @@ def test_a_worker_holds_the_turn_except_while_tensorflow_computes(
 
         return call
 
+    local = worker.local
     monkeypatch.setattr(worker.task, "step", spy("step", worker.task.step))
-    monkeypatch.setattr(worker.local, "_prepare", spy("prepare", worker.local._prepare))
-    monkeypatch.setattr(
-        worker.local, "run_gradients", spy("gradients", worker.local.run_gradients)
-    )
+    monkeypatch.setattr(local, "numpy_gradients", spy("numpy", local.numpy_gradients))
+    monkeypatch.setattr(local, "_prepare", spy("prepare", local._prepare))
+    monkeypatch.setattr(local, "run_gradients", spy("tensorflow", local.run_gradients))
     monkeypatch.setattr(learner, "update", spy("update", learner.update))
     worker.run()
     assert len(reporter.episodes) == 4
     assert held["step"] and all(held["step"])
-    assert held["prepare"] and all(held["prepare"])  # numpy -> tensors
     assert held["update"] and all(held["update"])  # one update at a time
-    assert held["gradients"] and not any(held["gradients"])
+    if topic == "poly":
+        assert held["numpy"] and all(held["numpy"])
+        assert not held["tensorflow"] and not held["prepare"]
+    else:
+        assert not held["numpy"]
+        assert held["prepare"] and all(held["prepare"])  # numpy -> tensors
+        assert held["tensorflow"] and not any(held["tensorflow"])
     assert not turn.locked()  # given back when the worker is done
 
 
 def test_a_failing_worker_gives_the_turn_back(tmp_path, monkeypatch):
-    import pytest
-
     from mathy_a3c.turn import Turn
 
     worker, _, _ = _worker(tmp_path)
