@@ -25,6 +25,16 @@ from .policy import MASKED_LOGIT
 Layout = list[tuple[str, int, int, tuple[int, ...]]]
 #: Dilations of the residual convolution stack (see mathy_a3c.networks).
 DILATIONS = (1, 2, 4)
+#: The layers that project each scalar node feature (one-row kernels), in
+#: the order of the features: values, last action, like terms, like
+#: factors, depth.
+FEATURE_KERNELS = (
+    "value_projection",
+    "last_action",
+    "like_terms",
+    "like_factors",
+    "node_depth",
+)
 
 
 def _by_path(layout: Layout, flat: np.ndarray) -> dict[str, np.ndarray]:
@@ -75,6 +85,11 @@ class NumpyActor:
         self.like_kernel = w["like_terms/kernel"][0]
         self.factors_kernel = w["like_factors/kernel"][0]
         self.depth_kernel = w["node_depth/kernel"][0]
+        #: The five one-row kernels of the scalar node features (values,
+        #: last action, like terms, like factors, depth), stacked [5, d].
+        self.projection = np.concatenate(
+            [w[f"{name}/kernel"] for name in FEATURE_KERNELS]
+        )
         self.context = (w["context/kernel"], w["context/bias"])
         self.convs = [
             (w[f"conv_{i}/kernel"], w[f"conv_{i}/bias"], dilation)
@@ -84,6 +99,11 @@ class NumpyActor:
             (w[f"attention_{p}/kernel"], w[f"attention_{p}/bias"])
             for p in ("query", "key", "value", "output")
         ]
+        #: Query, key and value kernels side by side [d, 3d], and biases.
+        self.qkv = (
+            np.concatenate([kernel for kernel, _ in self.attention[:3]], axis=1),
+            np.concatenate([bias for _, bias in self.attention[:3]]),
+        )
         self.summary = (w["summary/kernel"], w["summary/bias"])
         self.policy_hidden = (w["policy_hidden/kernel"], w["policy_hidden/bias"])
         self.policy_head = (w["policy_head/kernel"], w["policy_head/bias"])
@@ -93,15 +113,15 @@ class NumpyActor:
     def __call__(self, obs: Any) -> tuple[np.ndarray, float]:
         """Masked logits [ACTION_SIZE] and value for one :class:`Observation`."""
         n = max(1, int(np.count_nonzero(obs.nodes)))
-        nodes = obs.nodes[:n]
         ctx_in = np.concatenate([obs.type, obs.time, obs.history])
         context = ctx_in @ self.context[0] + self.context[1]
-        x = self.embedding[nodes] + np.outer(obs.values[:n], self.value_kernel)
-        x += np.outer(obs.last[:n], self.last_kernel)
-        x += np.outer(obs.like[:n], self.like_kernel)
-        x += np.outer(obs.factors[:n], self.factors_kernel)
-        x += np.outer(obs.depth[:n], self.depth_kernel)
-        x = np.maximum(x + self.value_bias + context, 0.0)
+        features = np.array(
+            [obs.values[:n], obs.last[:n], obs.like[:n], obs.factors[:n]]
+            + [obs.depth[:n]]
+        )
+        x = self.embedding[obs.nodes[:n]] + features.T @ self.projection
+        x += self.value_bias + context
+        np.maximum(x, 0.0, out=x)
         for kernel, bias, r in self.convs:
             # "same" padding: node i sees nodes i - r, i and i + r (zeros outside).
             h = x @ kernel[1]
@@ -109,11 +129,13 @@ class NumpyActor:
                 h[r:] += x[: n - r] @ kernel[0]
                 h[: n - r] += x[r:] @ kernel[2]
             x = x + np.maximum(h + bias, 0.0)
-        (wq, bq), (wk, bk), (wv, bv), (wo, bo) = self.attention
-        scores = (x @ wq + bq) @ (x @ wk + bk).T / np.sqrt(x.shape[1])
+        d = x.shape[1]
+        qkv = x @ self.qkv[0] + self.qkv[1]
+        scores = qkv[:, :d] @ qkv[:, d : 2 * d].T / np.sqrt(d)
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         scores /= scores.sum(axis=1, keepdims=True)
-        x = x + (scores @ (x @ wv + bv)) @ wo + bo
+        wo, bo = self.attention[3]
+        x = x + (scores @ qkv[:, 2 * d :]) @ wo + bo
         pooled = x.mean(axis=0)
         summary = np.maximum(pooled @ self.summary[0] + self.summary[1], 0.0)
         x = np.maximum(

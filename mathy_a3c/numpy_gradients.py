@@ -28,11 +28,13 @@ from typing import Any
 import numpy as np
 
 from .envs import MAX_NODES, NUM_RULES
-from .numpy_actor import DILATIONS, Layout
+from .numpy_actor import DILATIONS, FEATURE_KERNELS, Layout
 from .policy import MASKED_LOGIT
 from .types import LossTerms
 
 _F = np.float32
+#: The attention's query, key and value layers, computed as one.
+_QKV = ("attention_query", "attention_key", "attention_value")
 
 
 def _relu(a: np.ndarray) -> np.ndarray:
@@ -119,14 +121,7 @@ class NumpyGradients:
         features = np.stack(
             [packed(f) for f in ("values", "last", "like", "factors", "depth")], 1
         )
-        feature_kernels = [
-            "value_projection",
-            "last_action",
-            "like_terms",
-            "like_factors",
-            "node_depth",
-        ]
-        projection = np.concatenate([w[f"{k}/kernel"] for k in feature_kernels])
+        projection = np.concatenate([w[f"{k}/kernel"] for k in FEATURE_KERNELS])
         context_in = np.stack(
             [np.concatenate([o.type, o.time, o.history]) for o in observations]
         )
@@ -153,9 +148,9 @@ class NumpyGradients:
             convolutions.append((around, h, before, after))
             x = x + h
         attention_in = x
-        q = _dense(x, w, "attention_query")
-        k = _dense(x, w, "attention_key")
-        v = _dense(x, w, "attention_value")
+        qkv_kernel = np.concatenate([w[f"{p}/kernel"] for p in _QKV], axis=1)
+        qkv_bias = np.concatenate([w[f"{p}/bias"] for p in _QKV])
+        q, k, v = np.split(x @ qkv_kernel + qkv_bias, 3, axis=1)
         # Attention within each state: [T, n, n] with n its longest state.
         longest = int(lengths.max())
         real = np.arange(longest)[None, :] < lengths[:, None]  # [T, n]
@@ -235,9 +230,14 @@ class NumpyGradients:
         g_scores *= scale
         g_q = (g_scores @ k_s)[row, place]
         g_k = (g_scores.transpose(0, 2, 1) @ q_s)[row, place]
-        g_x = g_x + grads.dense("attention_query", attention_in, g_q, w)
-        g_x += grads.dense("attention_key", attention_in, g_k, w)
-        g_x += grads.dense("attention_value", attention_in, g_v, w)
+        g_qkv = np.concatenate([g_q, g_k, g_v], axis=1)
+        g_qkv_kernel = attention_in.T @ g_qkv
+        g_qkv_bias = g_qkv.sum(0)
+        for i, name in enumerate(_QKV):
+            part = slice(i * d, (i + 1) * d)
+            grads.by_path[f"{name}/kernel"][...] = g_qkv_kernel[:, part]
+            grads.by_path[f"{name}/bias"][...] = g_qkv_bias[part]
+        g_x = g_x + g_qkv @ qkv_kernel.T
         for i in reversed(range(len(DILATIONS))):
             r = DILATIONS[i]
             around, h, before, after = convolutions[i]
@@ -254,7 +254,7 @@ class NumpyGradients:
         g_context = g_context + np.add.reduceat(g_first, starts, axis=0)
         grads.dense("context", context_in, g_context, w)
         g_projection = features.T @ g_first
-        for index, name in enumerate(feature_kernels):
+        for index, name in enumerate(FEATURE_KERNELS):
             grads.by_path[f"{name}/kernel"][...] = g_projection[index]
         grads.by_path["value_projection/bias"][...] = g_first.sum(0)
         embedding = grads.by_path["node_embedding/embeddings"]
