@@ -6,12 +6,13 @@ backend decides what stands behind them:
 
 * ``threads``: the global model itself (gradients applied under a lock), a
   queue to the main thread, and a shared :class:`EpisodeCounter`. The worker
-  threads take turns at the interpreter, and give it up while TensorFlow
-  computes their gradients (:mod:`mathy_a3c.turn`);
-* ``processes``: a pipe to the coordinator in the main process, which owns the
-  global model and optimizer. A worker process sends its gradients (numpy) and
-  gets the new global weights back; it asks the coordinator for each episode
-  number, so ``max_eps`` stays exact across processes.
+  threads take turns at the interpreter (:mod:`mathy_a3c.turn`);
+* ``processes``: the global model and its optimizer in shared memory, under
+  a lock shared by the processes (:meth:`GlobalModel.share`): a worker
+  process applies its own gradients and copies the new weights, waiting for
+  no other process. A pipe to the coordinator in the main process carries
+  the rest: the worker asks it for each episode number (so ``max_eps`` stays
+  exact across processes) and reports its episodes.
 
 The agent's main loop calls :meth:`Backend.poll` repeatedly; the processes
 backend answers its workers' requests there and queues their episodes for the
@@ -39,7 +40,7 @@ from .callbacks import QueueReporter
 from .config import A3CConfig
 from .counting import EpisodeCounter, StepCounter
 from .model import ActorCritic
-from .parameter_server import GlobalModel
+from .parameter_server import GlobalModel, SharedState
 from .runtime import configure_for_training
 from .turn import Turn
 from .types import EpisodeReport
@@ -161,27 +162,27 @@ class ThreadBackend:
 #   ("profile", worker, stats)       -: marshalled cProfile statistics
 #   ("done",) | ("error", traceback) -
 #
-# With shared buffers (processes), gradients and weights do not travel in the
-# messages: the worker writes its gradients into its buffer and sends
-# ("update", None); the coordinator writes the new weights into the worker's
-# weights buffer and answers ("weights", None).
-
-#: A worker's shared (gradients, weights) buffers, as float32 arrays.
-Buffers = tuple[np.ndarray, np.ndarray]
+# Worker processes send no "update" or "weights": they share the global model
+# (GlobalModel.attach) and apply their gradients to it themselves.
 
 
 class _Link:
-    """A remote worker's view of the coordinator: learner, reporter, episodes."""
+    """A remote worker's view of the coordinator: learner, reporter, episodes.
+
+    With ``global_model`` (attached to the coordinator's, in shared memory),
+    the worker learns through it directly; without, it asks the coordinator
+    (Ray).
+    """
 
     def __init__(
         self,
         send: Callable[[tuple], None],
         recv: Callable[[], tuple],
         stop: threading.Event,
-        buffers: Buffers | None = None,
+        global_model: GlobalModel | None = None,
     ) -> None:
         self.send, self.recv, self.stop = send, recv, stop
-        self.buffers = buffers
+        self.global_model = global_model
         #: The episode number the last report's reply handed out, not yet used.
         self._next: int | None = None
 
@@ -193,28 +194,30 @@ class _Link:
             return None
         return reply[1]
 
-    def _weights(self, reply: np.ndarray | None) -> np.ndarray | None:
-        if self.stop.is_set():
-            return None
-        if self.buffers is not None:
-            return self.buffers[1].copy()  # the buffer is rewritten next update
-        return reply
-
     # Learner
     def update(self, local: ActorCritic) -> np.ndarray | None:
-        gradients = local.flat_gradients()
-        if self.buffers is not None:  # shared memory: the message carries none
-            np.copyto(self.buffers[0], gradients)
-        sent = None if self.buffers is not None else gradients
-        weights = self._weights(self._ask("update", sent))
-        if weights is not None:
-            local.set_flat_weights(weights)
-        return weights
+        if self.global_model is None:
+            return self._take(local, self._ask("update", local.flat_gradients()))
+        return None if self._stopped() else self.global_model.update(local)
 
     def copy_to(self, local: ActorCritic) -> np.ndarray | None:
-        weights = self._weights(self._ask("weights"))
-        if weights is not None:
-            local.set_flat_weights(weights)
+        if self.global_model is None:
+            return self._take(local, self._ask("weights"))
+        return None if self._stopped() else self.global_model.copy_to(local)
+
+    def _stopped(self) -> bool:
+        """Whether the coordinator stopped training (``stop`` is then set)."""
+        if self.global_model is not None and self.global_model.stopping:
+            self.stop.set()
+        return self.stop.is_set()
+
+    def _take(
+        self, local: ActorCritic, weights: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Weights from the coordinator's reply, given to ``local``."""
+        if weights is None or self.stop.is_set():
+            return None
+        local.set_flat_weights(weights)
         return weights
 
     # EpisodeSource
@@ -246,15 +249,17 @@ def run_remote_worker(
     first_episode: int,
     send: Callable[[tuple], None],
     recv: Callable[[], tuple],
-    buffers: Buffers | None = None,
+    shared: SharedState | None = None,
 ) -> None:
-    """The body of a worker process or Ray actor; reports how it ended."""
+    """The body of a worker process or Ray actor; reports how it ended.
+    ``shared``: the global model in shared memory (worker processes)."""
     try:
         # One core per worker: TensorFlow's own thread pools would only fight
         # the other workers for the same cores.
         configure_for_training()
         stop = threading.Event()
-        link = _Link(send, recv, stop, buffers)
+        global_model = None if shared is None else GlobalModel.attach(shared)
+        link = _Link(send, recv, stop, global_model)
         worker = Worker(
             worker_id,
             A3CConfig.from_dict(config),
@@ -286,8 +291,6 @@ class Coordinator:
         self.errors: list[tuple[int, BaseException]] = []
         self.stopping = False
         self.open: set[int] = set(range(config.num_workers))
-        #: Workers' shared (gradients, weights) buffers, where they have them.
-        self.buffers: dict[int, Buffers] = {}
 
     def handle(
         self, worker: int, message: tuple, reply: Callable[[tuple], None]
@@ -308,11 +311,9 @@ class Coordinator:
             if self.stopping:
                 reply(("stop",))
                 return
-            shared = self.buffers.get(worker)
-            gradients = message[1] if shared is None else shared[0]
-            self._send_weights(worker, self.global_model.apply_flat(gradients), reply)
+            reply(("weights", self.global_model.apply_flat(message[1])))
         elif kind == "weights":
-            self._send_weights(worker, self.global_model.flat_weights(), reply)
+            reply(("weights", self.global_model.flat_weights()))
         elif kind == "done":
             self.open.discard(worker)
         elif kind == "error":
@@ -322,16 +323,6 @@ class Coordinator:
     def _claim(self, reply: Callable[[tuple], None]) -> None:
         episode = None if self.stopping else self.episodes.claim()
         reply(("stop",) if episode is None else ("episode", episode))
-
-    def _send_weights(
-        self, worker: int, weights: np.ndarray, reply: Callable[[tuple], None]
-    ) -> None:
-        shared = self.buffers.get(worker)
-        if shared is None:
-            reply(("weights", weights))
-        else:
-            np.copyto(shared[1], weights)
-            reply(("weights", None))
 
     def lost(self, worker: int, why: str) -> None:
         """A worker vanished without saying goodbye."""
@@ -373,13 +364,10 @@ def signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _floats(shared: Any) -> np.ndarray:
-    """A float32 numpy view of a shared ``RawArray("f", n)``."""
-    return np.frombuffer(shared, dtype=np.float32)
-
-
 class ProcessBackend(Coordinator):
-    """``num_workers`` spawned processes; this process owns the global model."""
+    """``num_workers`` spawned processes sharing the global model, which this
+    process owns (it reads it to save, and takes its lock back from a worker
+    that dies holding it)."""
 
     name = "processes"
 
@@ -397,13 +385,13 @@ class ProcessBackend(Coordinator):
         self.processes: dict[int, multiprocessing.process.BaseProcess] = {}
         #: Workers that have spoken: the others are still starting up.
         self.started: set[int] = set()
-        size = global_model.flat_weights().size
+        # Workers update the global model in shared memory themselves: an
+        # update that waited for this process's reply cost a worker 9% of
+        # its time on 2 busy cores.
+        self.shared = global_model.share(context)
+        global_model.holder_gone = self._gone
         for i in range(config.num_workers):
             self.conns[i], self._children[i] = context.Pipe()
-            # Gradients and weights travel through shared memory, not the pipe
-            # (pickling 2 x 320 KB per update cost more than the update).
-            shared = (context.RawArray("f", size), context.RawArray("f", size))
-            self.buffers[i] = (_floats(shared[0]), _floats(shared[1]))
             self.processes[i] = context.Process(
                 target=process_main,
                 args=(
@@ -412,7 +400,7 @@ class ProcessBackend(Coordinator):
                     first_episode,
                     self._children[i],
                     os.getpid(),
-                    shared,
+                    self.shared,
                 ),
                 name=f"a3c-worker-{i}",
                 daemon=True,
@@ -446,10 +434,21 @@ class ProcessBackend(Coordinator):
             self.started.add(worker)
             self.handle(worker, message, conn.send)
 
+    def _gone(self, pid: int) -> bool:
+        """Whether the worker process ``pid`` has died."""
+        return any(p.pid == pid and not p.is_alive() for p in self.processes.values())
+
+    def lost(self, worker: int, why: str) -> None:
+        pid = self.processes[worker].pid
+        if pid is not None:  # it may have died holding the global model's lock
+            self.global_model.free_lock_of(pid)
+        super().lost(worker, why)
+
     def stop(self) -> None:
         """Stop the workers, wait for them, kill stragglers. A worker still
         starting up has nothing to lose: it is killed at once."""
         self.stopping = True
+        self.global_model.stopping = True  # workers apply no more updates
         for worker in sorted(self.open - self.started):
             self.processes[worker].kill()
             self.open.discard(worker)

@@ -35,7 +35,8 @@ class FlatAdam:
         self.weights = np.array(weights, np.float32)
         self.momentum = np.array(momentum, np.float32)
         self.velocity = np.array(velocity, np.float32)
-        self.iterations = int(iterations)
+        #: The step count, in a one-element array (see :meth:`over`).
+        self.count = np.array([iterations], np.float64)
         self.learning_rate = np.float32(learning_rate)
         self.beta_1, self.beta_2 = np.float32(beta_1), np.float32(beta_2)
         # Keras forms 1 - beta in Python floats, then casts: so do we.
@@ -50,6 +51,30 @@ class FlatAdam:
         """A new optimizer for ``weights``: zero moments, no steps yet."""
         zeros = np.zeros_like(weights, dtype=np.float32)
         return cls(weights, zeros, zeros, 0, learning_rate)
+
+    @classmethod
+    def over(
+        cls,
+        weights: np.ndarray,
+        momentum: np.ndarray,
+        velocity: np.ndarray,
+        count: np.ndarray,
+        learning_rate: float,
+    ) -> FlatAdam:
+        """An optimizer whose state *is* the arrays given, updated in place
+        (shared memory, for instance): three float32 vectors, and ``count``,
+        a one-element float64 array holding the step count."""
+        adam = cls(weights[:0], momentum[:0], velocity[:0], 0, learning_rate)
+        adam.weights, adam.momentum, adam.velocity = weights, momentum, velocity
+        adam.count = count
+        adam._scratch = np.empty_like(weights)
+        adam._step = np.empty_like(weights)
+        return adam
+
+    @property
+    def iterations(self) -> int:
+        """Steps applied so far."""
+        return int(self.count[0])
 
     def apply(self, gradient: np.ndarray, lr_scale: float = 1.0) -> np.ndarray:
         """One Adam step with ``gradient`` at ``lr_scale`` times the learning
@@ -80,5 +105,5 @@ class FlatAdam:
         np.multiply(self.momentum, alpha, out=update)
         update /= tmp
         self.weights -= update
-        self.iterations += 1
+        self.count[0] += 1
         return self.weights.copy()

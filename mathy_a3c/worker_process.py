@@ -36,10 +36,11 @@ def process_main(
     first_episode: int,
     conn: Connection,
     parent: int,
-    shared: tuple[Any, Any],
+    shared: Any,
 ) -> None:
     """Run one remote worker over ``conn``; ``parent`` is the coordinator's pid,
-    ``shared`` its (gradients, weights) ``RawArray`` buffers."""
+    ``shared`` its global model in shared memory
+    (:class:`~mathy_a3c.parameter_server.SharedState`)."""
     die_with_parent(parent)
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
@@ -54,15 +55,11 @@ def process_main(
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # where it probes for CUDA and says so
-        import numpy as np
-
         from .backends import run_remote_worker
 
-    gradients, weights = (np.frombuffer(array, dtype=np.float32) for array in shared)
-    buffers = (gradients, weights)
     try:
         run_remote_worker(
-            worker_id, config, first_episode, conn.send, conn.recv, buffers
+            worker_id, config, first_episode, conn.send, conn.recv, shared
         )
     finally:
         conn.close()

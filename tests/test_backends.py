@@ -79,6 +79,45 @@ def test_a_crashing_worker_process_stops_training_with_its_traceback(
     assert time.monotonic() - start < 120
 
 
+def test_a_worker_process_killed_holding_the_global_models_lock_stops_training(
+    tiny, tmp_path, monkeypatch
+):
+    """Worker processes update the global model in shared memory under one
+    lock: a worker killed while it holds it must not leave the others, or the
+    coordinator's save, waiting forever."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        textwrap.dedent("""
+        import multiprocessing, os, signal
+        if os.environ.get("MATHY_A3C_TEST_KILL") == "1":
+            from mathy_a3c import parameter_server
+            original = parameter_server.GlobalModel.apply_flat
+            calls = {"n": 0}
+            def apply_flat(self, grads):
+                if multiprocessing.current_process().name == "a3c-worker-1":
+                    calls["n"] += 1
+                    if calls["n"] == 5:
+                        with self._held():
+                            os.kill(os.getpid(), signal.SIGKILL)
+                return original(self, grads)
+            parameter_server.GlobalModel.apply_flat = apply_flat
+    """)
+    )
+    monkeypatch.setenv(
+        "PYTHONPATH", f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    )
+    monkeypatch.setenv("MATHY_A3C_TEST_KILL", "1")
+    config = A3CConfig(
+        **{**tiny, "max_eps": 10**6}, backend="processes", max_seconds=120
+    )
+    start = time.monotonic()
+    with pytest.raises(WorkerError, match="worker 1 failed.*exited"):
+        A3CAgent(config, console=False).train()
+    assert time.monotonic() - start < 100
+    assert A3CAgent.load(config.model_dir).total_episodes > 0
+
+
 def test_ctrl_c_stops_every_worker_process_and_saves(tmp_path):
     folder = tmp_path / "agent"
     proc = start_training(

@@ -65,3 +65,72 @@ def test_updates_from_many_threads_are_each_applied_once():
     for t in threads:
         t.join()
     assert shared.iterations == 200
+
+
+def _toy_model(size=1000):
+    weights = np.linspace(-1.0, 1.0, size).astype(np.float32)
+    return GlobalModel(weights, [("w", 0, size, (size,))], learning_rate=1e-3)
+
+
+def test_worker_processes_update_a_model_in_shared_memory_each_update_once():
+    import multiprocessing
+
+    from shared_model_processes import apply
+
+    model = _toy_model()
+    reference = FlatAdam.fresh(model.flat_weights(), learning_rate=1e-3)
+    gradient = _grads(1000, 1, seed=3)[0]
+    model.apply_flat(gradient)  # what it learned before sharing stays
+    reference.apply(gradient)
+    context = multiprocessing.get_context("spawn")
+    shared = model.share(context)
+    model.lr_scale = 0.5  # the coordinator's scale reaches the workers
+    workers = [
+        context.Process(target=apply, args=(shared, gradient, 25)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    for _ in range(50):
+        reference.apply(gradient, lr_scale=0.5)
+    assert model.iterations == 51
+    np.testing.assert_array_equal(model.flat_weights(), reference.weights)
+    state = model.state()  # loading writes into the shared memory, in place
+    model.load(state, with_optimizer=False)
+    assert GlobalModel.attach(shared).iterations == 0
+    assert not GlobalModel.attach(shared).stopping
+    model.stopping = True
+    assert GlobalModel.attach(shared).stopping
+
+
+def test_the_coordinator_takes_the_lock_back_from_a_worker_killed_holding_it():
+    import multiprocessing
+    import time
+
+    from shared_model_processes import hold_the_lock
+
+    model = _toy_model()
+    context = multiprocessing.get_context("spawn")
+    shared = model.share(context)
+    held = context.Event()
+    worker = context.Process(target=hold_the_lock, args=(shared, held))
+    worker.start()
+    assert held.wait(timeout=120)
+    model.holder_gone = lambda pid: pid == worker.pid and not worker.is_alive()
+    worker.kill()
+    start = time.monotonic()
+    model.flat_weights()  # would wait forever for the dead worker's lock
+    assert time.monotonic() - start < 10
+    worker.join()
+    # And the backend's way: told of the loss, it frees the lock at once.
+    again = context.Process(target=hold_the_lock, args=(shared, held))
+    held.clear()
+    again.start()
+    assert held.wait(timeout=120)
+    again.kill()
+    again.join()
+    model.free_lock_of(again.pid)
+    assert model.lock.acquire(timeout=1)
+    model.lock.release()

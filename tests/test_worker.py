@@ -78,6 +78,7 @@ def test_a_worker_holds_the_turn_except_while_tensorflow_computes(
         "prepare": [],
         "tensorflow": [],
         "update": [],
+        "away": [],
     }
 
     def spy(name, target):
@@ -93,8 +94,12 @@ def test_a_worker_holds_the_turn_except_while_tensorflow_computes(
     monkeypatch.setattr(local, "_prepare", spy("prepare", local._prepare))
     monkeypatch.setattr(local, "run_gradients", spy("tensorflow", local.run_gradients))
     monkeypatch.setattr(learner, "update", spy("update", learner.update))
+    away = turn.away
+    monkeypatch.setattr(turn, "away", spy("away", away))
     worker.run()
     assert len(reporter.episodes) == 4
+    # ... and gives it up after every update, whichever way it computed it.
+    assert len(held["away"]) >= len(held["update"])
     assert held["step"] and all(held["step"])
     assert held["update"] and all(held["update"])  # one update at a time
     if topic == "poly":
