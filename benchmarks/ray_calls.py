@@ -8,7 +8,10 @@ weights back (flat float32 vectors of the model's size). This times that
 round trip alone, as each backend makes it, with no training around it:
 
 * ``processes``: a message through a pipe, the vectors through shared memory
-  (copied in and out, as :class:`mathy_a3c.backends.ProcessBackend` does);
+  (copied in and out): how :class:`mathy_a3c.backends.ProcessBackend`
+  exchanged them until its workers shared the global model itself (they
+  now update it under a lock, with no message), kept as the floor of one
+  message between two processes;
 * ``ray``: one actor call that carries the weights in pieces and returns the
   gradients in pieces (:func:`mathy_a3c.ray_worker.split`, as
   :class:`mathy_a3c.ray_backend.RayBackend` does with workers on other nodes,

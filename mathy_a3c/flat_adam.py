@@ -31,12 +31,17 @@ class FlatAdam:
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
+        count: np.ndarray | None = None,
     ) -> None:
-        self.weights = np.array(weights, np.float32)
-        self.momentum = np.array(momentum, np.float32)
-        self.velocity = np.array(velocity, np.float32)
-        #: The step count, in a one-element array (see :meth:`over`).
-        self.count = np.array([iterations], np.float64)
+        if count is None:  # copies of the arrays given
+            self.weights = np.array(weights, np.float32)
+            self.momentum = np.array(momentum, np.float32)
+            self.velocity = np.array(velocity, np.float32)
+            count = np.array([iterations], np.float64)
+        else:  # the arrays themselves (see :meth:`over`)
+            self.weights, self.momentum, self.velocity = weights, momentum, velocity
+        #: The step count, in a one-element array.
+        self.count = count
         self.learning_rate = np.float32(learning_rate)
         self.beta_1, self.beta_2 = np.float32(beta_1), np.float32(beta_2)
         # Keras forms 1 - beta in Python floats, then casts: so do we.
@@ -64,12 +69,7 @@ class FlatAdam:
         """An optimizer whose state *is* the arrays given, updated in place
         (shared memory, for instance): three float32 vectors, and ``count``,
         a one-element float64 array holding the step count."""
-        adam = cls(weights[:0], momentum[:0], velocity[:0], 0, learning_rate)
-        adam.weights, adam.momentum, adam.velocity = weights, momentum, velocity
-        adam.count = count
-        adam._scratch = np.empty_like(weights)
-        adam._step = np.empty_like(weights)
-        return adam
+        return cls(weights, momentum, velocity, 0, learning_rate, count=count)
 
     @property
     def iterations(self) -> int:

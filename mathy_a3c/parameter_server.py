@@ -113,7 +113,7 @@ class GlobalModel:
         old = self.lock
         with old:  # no worker exists yet; the lock keeps this consistent anyway
             adam, meta = self._adam, self._meta.copy()
-            self._take(shared)
+            self.use_shared(shared)
             for mine, theirs in zip(
                 (self._adam.weights, self._adam.momentum, self._adam.velocity),
                 (adam.weights, adam.momentum, adam.velocity),
@@ -131,11 +131,13 @@ class GlobalModel:
     def attach(cls, shared: SharedState) -> GlobalModel:
         """The global model a worker process shares with its coordinator."""
         model = cls(np.zeros(0, np.float32), shared.layout, shared.learning_rate)
-        model._take(shared)
+        model.use_shared(shared)
         model.lock = shared.lock
         return model
 
-    def _take(self, shared: SharedState) -> None:
+    def use_shared(self, shared: SharedState) -> None:
+        """Keep this model's state in ``shared`` from now on, as it is there
+        (nothing is copied; :meth:`share` copies first)."""
         weights, momentum, velocity = np.split(
             np.frombuffer(shared.arrays, dtype=np.float32), 3
         )

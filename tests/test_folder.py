@@ -93,6 +93,10 @@ def test_readers_never_see_half_a_checkpoint_while_a_run_saves_it(tmp_path):
     )
     try:
         wait_for_episode(run)
+        deadline = time.monotonic() + 60  # the first save may follow the episode
+        while not (folder / "checkpoint.npz").exists():
+            assert time.monotonic() < deadline, "no checkpoint within 60 s"
+            time.sleep(0.01)
         seen = set()
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline:  # ~100 saves a second meanwhile
