@@ -41,33 +41,46 @@ def test_two_worker_processes_train_exactly_max_eps_with_show_and_profiles(tiny,
         assert pstats.Stats(path).total_calls > 0
 
 
-def test_a_crashing_worker_process_stops_training_with_its_traceback(
-    tiny, tmp_path, monkeypatch
-):
-    # sitecustomize runs in every new interpreter, so the spawned workers get
-    # an environment whose step raises on worker 1's fifth call.
+def _at_fifth_call_in_worker_1(tmp_path, monkeypatch, module, method, action):
+    """Make worker process 1 run ``action`` (source, ``self`` in scope) at its
+    fifth call of ``module``'s ``Class.method``: sitecustomize runs in every
+    new interpreter, so the spawned workers get the patch."""
     hook = tmp_path / "hook"
     hook.mkdir()
-    (hook / "sitecustomize.py").write_text(
-        textwrap.dedent("""
-        import multiprocessing, os
-        if os.environ.get("MATHY_A3C_TEST_CRASH") == "1":
-            from mathy_a3c import envs
-            original = envs.MathyTask.step
-            calls = {"n": 0}
-            def step(self, action):
+    owner, name = method.split(".")
+    head = textwrap.dedent(f"""\
+        import importlib, multiprocessing, os, signal
+        if os.environ.get("MATHY_A3C_TEST_HOOK") == "1":
+            owner = getattr(importlib.import_module("{module}"), "{owner}")
+            original = getattr(owner, "{name}")
+            calls = {{"n": 0}}
+            def {name}(self, *args):
                 if multiprocessing.current_process().name == "a3c-worker-1":
                     calls["n"] += 1
                     if calls["n"] == 5:
-                        raise RuntimeError("boom in process")
-                return original(self, action)
-            envs.MathyTask.step = step
-    """)
-    )
+        """)
+    tail = f"""\
+        return original(self, *args)
+    setattr(owner, "{name}", {name})
+"""
+    body = textwrap.indent(action, " " * 16) + "\n"
+    (hook / "sitecustomize.py").write_text(head + body + tail)
     monkeypatch.setenv(
         "PYTHONPATH", f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
     )
-    monkeypatch.setenv("MATHY_A3C_TEST_CRASH", "1")
+    monkeypatch.setenv("MATHY_A3C_TEST_HOOK", "1")
+
+
+def test_a_crashing_worker_process_stops_training_with_its_traceback(
+    tiny, tmp_path, monkeypatch
+):
+    _at_fifth_call_in_worker_1(
+        tmp_path,
+        monkeypatch,
+        "mathy_a3c.envs",
+        "MathyTask.step",
+        'raise RuntimeError("boom in process")',
+    )
     config = A3CConfig(
         **{**tiny, "max_eps": 10**6}, backend="processes", max_seconds=120
     )
@@ -85,29 +98,13 @@ def test_a_worker_process_killed_holding_the_global_models_lock_stops_training(
     """Worker processes update the global model in shared memory under one
     lock: a worker killed while it holds it must not leave the others, or the
     coordinator's save, waiting forever."""
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(
-        textwrap.dedent("""
-        import multiprocessing, os, signal
-        if os.environ.get("MATHY_A3C_TEST_KILL") == "1":
-            from mathy_a3c import parameter_server
-            original = parameter_server.GlobalModel.apply_flat
-            calls = {"n": 0}
-            def apply_flat(self, grads):
-                if multiprocessing.current_process().name == "a3c-worker-1":
-                    calls["n"] += 1
-                    if calls["n"] == 5:
-                        with self._held():
-                            os.kill(os.getpid(), signal.SIGKILL)
-                return original(self, grads)
-            parameter_server.GlobalModel.apply_flat = apply_flat
-    """)
+    _at_fifth_call_in_worker_1(
+        tmp_path,
+        monkeypatch,
+        "mathy_a3c.parameter_server",
+        "GlobalModel.apply_flat",
+        "with self._held():\n    os.kill(os.getpid(), signal.SIGKILL)",
     )
-    monkeypatch.setenv(
-        "PYTHONPATH", f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    )
-    monkeypatch.setenv("MATHY_A3C_TEST_KILL", "1")
     config = A3CConfig(
         **{**tiny, "max_eps": 10**6}, backend="processes", max_seconds=120
     )
