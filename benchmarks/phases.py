@@ -11,7 +11,9 @@ after, then two ceilings that follow from them:
 * ``python_ms_per_step``: the step's time outside TensorFlow's gradient call.
   Worker threads share the interpreter and give it up only for that call, so
   threads can run at most ``1 / python_ms_per_step`` steps/s together
-  (``threads_ceiling_vs_raw_gym``), however many there are;
+  (``threads_ceiling_vs_raw_gym``), however many there are. Mathy topics
+  make no such call (their gradients are numpy's, under the interpreter), so
+  there the ceiling is one worker's own rate;
 * ``one_worker_vs_raw_gym``: one worker against the raw env. N processes on N
   free cores run at most N times that.
 

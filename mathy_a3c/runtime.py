@@ -34,6 +34,7 @@ def configure_for_training() -> bool:
       with OpenBLAS's default of one thread per core, 0.84x with one).
     """
     quiet_fast_tensorflow()
+    import numpy  # noqa: F401  (loads its BLAS, which threadpoolctl only sees then)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")

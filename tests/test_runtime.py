@@ -66,6 +66,10 @@ def test_training_configures_the_process_only_when_asked():
         "import tensorflow as tf\n"
         "assert os.environ['TF_ENABLE_ONEDNN_OPTS'] == '0'\n"
         "assert tf.config.threading.get_intra_op_parallelism_threads() == 1\n"
+        "from threadpoolctl import threadpool_info\n"
+        "blas = [i['num_threads'] for i in threadpool_info()\n"
+        "        if i['user_api'] == 'blas']\n"
+        "assert blas and set(blas) == {1}, blas  # numpy's BLAS found and limited\n"
         "tf.constant(1.0) + 1.0\n"
         "assert configure_for_training()  # the same settings: nothing to change\n"
     )
