@@ -17,6 +17,12 @@ after, then two ceilings that follow from them:
 * ``one_worker_vs_raw_gym``: one worker against the raw env. N processes on N
   free cores run at most N times that.
 
+With ``--workers N`` (N > 1) the same threads-backend run has N worker
+threads taking turns: each phase's time per step then shows what sharing
+one core's caches between N workers' models and environments costs (the
+``episode`` and ``update`` phases then include the wait for the turn, and
+the ceilings are left out).
+
 The last line printed is one JSON object.
 """
 
@@ -84,6 +90,7 @@ def main() -> None:
     parser.add_argument("--topic", default="poly")
     parser.add_argument("--difficulty", default="easy")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="worker threads")
     args = parser.parse_args()
 
     raw_before = raw_gym_rate(args.topic, args.difficulty, args.raw_seconds, args.seed)
@@ -94,7 +101,7 @@ def main() -> None:
             topics=[args.topic],
             difficulty=args.difficulty,
             model_dir=folder,
-            num_workers=1,
+            num_workers=args.workers,
             max_eps=10**9,
             max_seconds=args.seconds,
             seed=args.seed,
@@ -109,6 +116,7 @@ def main() -> None:
         "topic": args.topic,
         "difficulty": args.difficulty,
         "seconds": args.seconds,
+        "workers": args.workers,
         "env_steps": steps,
         "date": time.strftime("%Y-%m-%d"),
     }
@@ -126,6 +134,10 @@ def main() -> None:
     python_ms = step_ms - spent["gradient call"] / steps * 1000
     result["steps_per_update"] = round(steps / calls["update"], 2)
     result["raw_gym_steps_per_s_each"] = [round(raw_before, 1), round(raw_after, 1)]
+    if args.workers > 1:  # the episode phase includes waiting for the turn
+        print(f"raw gym {raw:.0f} steps/s; {args.workers} worker threads")
+        print(json.dumps(result))
+        return
     result["python_ms_per_step"] = round(python_ms, 3)
     result["one_worker_vs_raw_gym"] = round(1000 / step_ms / raw, 3)
     result["threads_ceiling_vs_raw_gym"] = round(1000 / python_ms / raw, 3)

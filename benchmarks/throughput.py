@@ -31,6 +31,11 @@ In one run, on the same topic and difficulty, it measures:
   one such run alone, and their combined rate against it
   (``two_runs_vs_one``): no run may take a CPU another needs.
 
+The processes backend runs at most one worker process per CPU by default
+(more workers share them as threads); ``--worker-processes N`` sets the
+number of processes, as the config field does (``--only processes:4
+--worker-processes 4``: a process for each of 4 workers).
+
 The last line printed is one JSON object.
 """
 
@@ -121,6 +126,7 @@ def train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
             backend="ray" if backend == "ray-ordinary" else backend,
             ray_ordinary_calls=backend == "ray-ordinary",
             num_workers=workers,
+            worker_processes=args.worker_processes,
             max_eps=10**9,
             seed=args.seed,
         )
@@ -164,6 +170,8 @@ def side_by_side(
         args.difficulty,
         "--seed",
         str(args.seed),
+        "--worker-processes",
+        str(args.worker_processes),
     ]
     procs = [
         subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -229,6 +237,12 @@ def main() -> None:
         "--only", default=None, help="BACKEND:WORKERS: measure one training rate"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="the processes backend's worker_processes (0: one per CPU at most)",
+    )
     parser.add_argument(
         "--no-pair", action="store_true", help="skip the two-runs measurement"
     )

@@ -10,9 +10,11 @@ backend decides what stands behind them:
 * ``processes``: the global model and its optimizer in shared memory, under
   a lock shared by the processes (:meth:`GlobalModel.share`): a worker
   process applies its own gradients and copies the new weights, waiting for
-  no other process. A pipe to the coordinator in the main process carries
-  the rest: the worker asks it for each episode number (so ``max_eps`` stays
-  exact across processes) and reports its episodes.
+  no other process. A pipe per worker to the coordinator in the main
+  process carries the rest: the worker asks it for each episode number (so
+  ``max_eps`` stays exact across processes) and reports its episodes. There
+  are no more worker processes than CPUs (``worker_processes``): more
+  workers share them as threads that take turns, as in ``threads``.
 
 The agent's main loop calls :meth:`Backend.poll` repeatedly; the processes
 backend answers its workers' requests there and queues their episodes for the
@@ -22,6 +24,7 @@ callbacks, exactly like worker threads do.
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import signal
@@ -29,7 +32,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
@@ -180,15 +183,20 @@ class _Link:
         recv: Callable[[], tuple],
         stop: threading.Event,
         global_model: GlobalModel | None = None,
+        turn: Turn | None = None,
     ) -> None:
         self.send, self.recv, self.stop = send, recv, stop
         self.global_model = global_model
+        #: Shared with the other workers of this process: given up while
+        #: waiting for the coordinator's reply.
+        self.turn = turn
         #: The episode number the last report's reply handed out, not yet used.
         self._next: int | None = None
 
     def _ask(self, *message: Any) -> Any:
         self.send(message)
-        reply = self.recv()
+        with self.turn.away() if self.turn is not None else contextlib.nullcontext():
+            reply = self.recv()
         if reply[0] == "stop":
             self.stop.set()
             return None
@@ -243,6 +251,47 @@ class _Link:
         self.send(("profile", worker, stats))
 
 
+#: A remote worker's two ends of its channel to the coordinator.
+Channel = tuple[Callable[[tuple], None], Callable[[], tuple]]
+
+
+def _reporting(send: Callable[[tuple], None], body: Callable[[], Any]) -> None:
+    """Run ``body``, then tell the coordinator how it ended."""
+    try:
+        body()
+        send(("done",))
+    except BaseException:
+        try:
+            send(("error", traceback.format_exc()))
+        except Exception:  # the coordinator is gone: nobody left to tell
+            pass
+
+
+def _remote_worker(
+    worker_id: int,
+    config: A3CConfig,
+    first_episode: int,
+    channel: Channel,
+    global_model: GlobalModel | None,
+    turn: Turn | None = None,
+    gradients_from: ActorCritic | None = None,
+) -> Worker:
+    stop = threading.Event()
+    link = _Link(*channel, stop, global_model, turn)
+    return Worker(
+        worker_id,
+        config,
+        link,
+        link,
+        link,
+        StepCounter(),
+        stop,
+        first_episode=first_episode,
+        turn=turn,
+        gradients_from=gradients_from,
+    )
+
+
 def run_remote_worker(
     worker_id: int,
     config: dict[str, Any],
@@ -251,32 +300,66 @@ def run_remote_worker(
     recv: Callable[[], tuple],
     shared: SharedState | None = None,
 ) -> None:
-    """The body of a worker process or Ray actor; reports how it ended.
-    ``shared``: the global model in shared memory (worker processes)."""
-    try:
+    """The body of a Ray actor or of a worker process with one worker;
+    reports how it ended. ``shared``: the global model in shared memory
+    (worker processes)."""
+
+    def body() -> None:
         # One core per worker: TensorFlow's own thread pools would only fight
         # the other workers for the same cores.
         configure_for_training()
-        stop = threading.Event()
         global_model = None if shared is None else GlobalModel.attach(shared)
-        link = _Link(send, recv, stop, global_model)
-        worker = Worker(
-            worker_id,
-            A3CConfig.from_dict(config),
-            link,
-            link,
-            link,
-            StepCounter(),
-            stop,
-            first_episode=first_episode,
-        )
+        cfg = A3CConfig.from_dict(config)
+        _remote_worker(worker_id, cfg, first_episode, (send, recv), global_model).run()
+
+    _reporting(send, body)
+
+
+def run_worker_process(
+    worker_ids: list[int],
+    config: dict[str, Any],
+    first_episode: int,
+    channels: Sequence[Channel],
+    shared: SharedState,
+) -> None:
+    """The body of a worker process: its workers, each reporting how it ended
+    on its own channel. Several workers run as threads that take turns (one
+    core's worth of Python), like the threads backend's."""
+    turn = Turn() if len(worker_ids) > 1 else None
+    building = threading.Lock()
+    first: list[ActorCritic] = []  # whose traced gradients the others share
+
+    def body(worker_id: int, channel: Channel) -> None:
+        with building:  # one at a time, after the first: the same traced function
+            configure_for_training()  # one core per process, as above
+            worker = _remote_worker(
+                worker_id,
+                A3CConfig.from_dict(config),
+                first_episode,
+                channel,
+                GlobalModel.attach(shared),
+                turn=turn,
+                gradients_from=first[0] if first else None,
+            )
+            if not first:
+                first.append(worker.local)
         worker.run()
-        send(("done",))
-    except BaseException:
-        try:
-            send(("error", traceback.format_exc()))
-        except Exception:  # the coordinator is gone: nobody left to tell
-            pass
+
+    runs = [
+        (channel[0], functools.partial(body, worker_id, channel))
+        for worker_id, channel in zip(worker_ids, channels, strict=True)
+    ]
+    if len(runs) == 1:
+        _reporting(*runs[0])
+        return
+    threads = [
+        threading.Thread(target=_reporting, args=run, name=f"a3c-worker-{worker_id}")
+        for worker_id, run in zip(worker_ids, runs, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 class Coordinator:
@@ -365,9 +448,9 @@ def signals_blocked() -> Iterator[None]:
 
 
 class ProcessBackend(Coordinator):
-    """``num_workers`` spawned processes sharing the global model, which this
-    process owns (it reads it to save, and takes its lock back from a worker
-    that dies holding it)."""
+    """``num_workers`` workers in spawned processes (:func:`worker_hosts`)
+    sharing the global model, which this process owns (it reads it to save,
+    and takes its lock back from a worker process that dies holding it)."""
 
     name = "processes"
 
@@ -390,19 +473,26 @@ class ProcessBackend(Coordinator):
         # its time on 2 busy cores.
         self.shared = global_model.share(context)
         global_model.holder_gone = self._gone
-        for i in range(config.num_workers):
-            self.conns[i], self._children[i] = context.Pipe()
-            self.processes[i] = context.Process(
+        #: The workers of each process.
+        self.hosts = worker_hosts(
+            config.num_workers, config.worker_processes or usable_cpus()
+        )
+        #: The process each worker runs in (an index into :attr:`hosts`).
+        self.host_of = {i: p for p, ids in enumerate(self.hosts) for i in ids}
+        for p, ids in enumerate(self.hosts):
+            for i in ids:
+                self.conns[i], self._children[i] = context.Pipe()
+            self.processes[p] = context.Process(
                 target=process_main,
                 args=(
-                    i,
+                    ids,
                     config.to_dict(),
                     first_episode,
-                    self._children[i],
+                    [self._children[i] for i in ids],
                     os.getpid(),
                     self.shared,
                 ),
-                name=f"a3c-worker-{i}",
+                name="a3c-worker-" + "-".join(map(str, ids)),
                 daemon=True,
             )
 
@@ -428,7 +518,7 @@ class ProcessBackend(Coordinator):
             try:
                 message = conn.recv()
             except (EOFError, OSError):
-                code = self.processes[worker].exitcode
+                code = self.processes[self.host_of[worker]].exitcode
                 self.lost(worker, f"worker process exited (code {code})")
                 continue
             self.started.add(worker)
@@ -439,7 +529,7 @@ class ProcessBackend(Coordinator):
         return any(p.pid == pid and not p.is_alive() for p in self.processes.values())
 
     def lost(self, worker: int, why: str) -> None:
-        pid = self.processes[worker].pid
+        pid = self.processes[self.host_of[worker]].pid
         if pid is not None:  # it may have died holding the global model's lock
             self.global_model.free_lock_of(pid)
         super().lost(worker, why)
@@ -449,9 +539,10 @@ class ProcessBackend(Coordinator):
         starting up has nothing to lose: it is killed at once."""
         self.stopping = True
         self.global_model.stopping = True  # workers apply no more updates
-        for worker in sorted(self.open - self.started):
-            self.processes[worker].kill()
-            self.open.discard(worker)
+        for p, ids in enumerate(self.hosts):
+            if not self.started.intersection(ids):
+                self.processes[p].kill()
+                self.open.difference_update(ids)
         deadline = self.wind_down()
         for process in self.processes.values():
             process.join(timeout=max(0.1, deadline - time.monotonic()))
@@ -460,6 +551,20 @@ class ProcessBackend(Coordinator):
                 process.join(timeout=5)
         for conn in self.conns.values():
             conn.close()
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the OS says)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def worker_hosts(num_workers: int, processes: int) -> list[list[int]]:
+    """The worker ids each of ``processes`` processes runs (no more processes
+    than workers): workers dealt out in turn, ``[[0, 2], [1, 3]]`` for 4 in 2."""
+    count = max(1, min(num_workers, processes))
+    return [list(range(p, num_workers, count)) for p in range(count)]
 
 
 def make_backend(

@@ -195,9 +195,17 @@ class A3CConfig:
     backend: str = _field(
         "threads",
         "Where workers run: threads (classic A3C: one process, shared model), "
-        "processes (one OS process per worker, gradients sent to this process; "
-        "scales past the GIL) or ray (Ray actors, on this machine or a cluster; "
-        "needs pip install 'mathy-a3c[ray]').",
+        "processes (OS processes sharing the global model in shared memory; "
+        "scales past the GIL; see worker_processes) or ray (Ray actors, on this "
+        "machine or a cluster; needs pip install 'mathy-a3c[ray]').",
+        resume="run",
+    )
+    worker_processes: int = _field(
+        0,
+        f"With backend processes: how many OS processes the workers run in "
+        f"(0 to {MAX_WORKERS}). 0: one per worker, but no more than the CPUs this "
+        f"process may use; workers beyond that share processes as threads that "
+        f"take turns, so that no two workers fight for one core.",
         resume="run",
     )
     ray_address: str = _field(
@@ -408,6 +416,7 @@ class A3CConfig:
                 f"{self.model_dir!r}"
             )
         _int_in(self, "num_workers", 1, MAX_WORKERS)
+        _int_in(self, "worker_processes", 0, MAX_WORKERS)
         _int_in(self, "update_interval", 1, 100_000)
         _int_in(self, "max_eps", 1, 10**12)
         _int_in(self, "model_size", 4, 1024)

@@ -31,16 +31,16 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def process_main(
-    worker_id: int,
+    worker_ids: list[int],
     config: dict[str, Any],
     first_episode: int,
-    conn: Connection,
+    conns: list[Connection],
     parent: int,
     shared: Any,
 ) -> None:
-    """Run one remote worker over ``conn``; ``parent`` is the coordinator's pid,
-    ``shared`` its global model in shared memory
-    (:class:`~mathy_a3c.parameter_server.SharedState`)."""
+    """Run remote workers, each over its own connection in ``conns``;
+    ``parent`` is the coordinator's pid, ``shared`` its global model in
+    shared memory (:class:`~mathy_a3c.parameter_server.SharedState`)."""
     die_with_parent(parent)
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
@@ -55,14 +55,14 @@ def process_main(
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # where it probes for CUDA and says so
-        from .backends import run_remote_worker
+        from .backends import run_worker_process
 
     try:
-        run_remote_worker(
-            worker_id, config, first_episode, conn.send, conn.recv, shared
-        )
+        channels = [(conn.send, conn.recv) for conn in conns]
+        run_worker_process(worker_ids, config, first_episode, channels, shared)
     finally:
-        conn.close()
+        for conn in conns:
+            conn.close()
 
 
 def die_with_parent(parent: int) -> None:

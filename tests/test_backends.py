@@ -1,5 +1,6 @@
 """The processes backend: same A3C semantics as threads, across OS processes."""
 
+import multiprocessing
 import os
 import pstats
 import signal
@@ -12,6 +13,7 @@ import pytest
 from helpers import Recorder, start_training, wait_for_episode
 
 from mathy_a3c import A3CAgent, A3CConfig, WorkerError
+from mathy_a3c.backends import worker_hosts
 from mathy_a3c.callbacks import Callback
 from mathy_a3c.checkpoint import load_checkpoint
 
@@ -49,13 +51,16 @@ def _at_fifth_call_in_worker_1(tmp_path, monkeypatch, module, method, action):
     hook.mkdir()
     owner, name = method.split(".")
     head = textwrap.dedent(f"""\
-        import importlib, multiprocessing, os, signal
+        import importlib, multiprocessing, os, signal, threading
         if os.environ.get("MATHY_A3C_TEST_HOOK") == "1":
             owner = getattr(importlib.import_module("{module}"), "{owner}")
             original = getattr(owner, "{name}")
             calls = {{"n": 0}}
             def {name}(self, *args):
-                if multiprocessing.current_process().name == "a3c-worker-1":
+                if "a3c-worker-1" in (
+                    multiprocessing.current_process().name,  # alone in a process
+                    threading.current_thread().name,  # one of several
+                ):
                     calls["n"] += 1
                     if calls["n"] == 5:
         """)
@@ -71,8 +76,44 @@ def _at_fifth_call_in_worker_1(tmp_path, monkeypatch, module, method, action):
     monkeypatch.setenv("MATHY_A3C_TEST_HOOK", "1")
 
 
+def test_worker_hosts_deal_workers_out_to_the_processes_in_turn():
+    assert worker_hosts(4, 2) == [[0, 2], [1, 3]]
+    assert worker_hosts(3, 2) == [[0, 2], [1]]
+    assert worker_hosts(2, 8) == [[0], [1]]  # never more processes than workers
+    assert worker_hosts(3, 1) == [[0, 1, 2]]
+
+
+def test_workers_beyond_the_processes_run_in_them_as_threads(tiny):
+    """3 workers in 2 processes: the same exact episode count, every worker
+    reporting and profiled, as with a process each."""
+    config = A3CConfig(
+        **{**tiny, "max_eps": 12, "num_workers": 3},
+        backend="processes",
+        worker_processes=2,
+        profile=True,
+        print_training=True,
+    )
+    processes: set[str] = set()
+
+    class Processes(Callback):
+        def on_episode(self, report, stats):
+            processes.update(p.name for p in multiprocessing.active_children())
+
+    recorder = Recorder()
+    agent = A3CAgent(config, callbacks=[recorder, Processes()], console=False)
+    result = agent.train()
+    assert processes == {"a3c-worker-0-2", "a3c-worker-1"}
+    assert result.episodes == 12
+    assert sorted(r.episode for r in recorder.reports) == list(range(12))
+    assert {w for w, _ in recorder.shown} <= {0}
+    for worker in (0, 1, 2):
+        path = os.path.join(config.model_dir, f"worker_{worker}.profile")
+        assert pstats.Stats(path).total_calls > 0
+
+
+@pytest.mark.parametrize("processes", [2, 1], ids=["alone", "sharing a process"])
 def test_a_crashing_worker_process_stops_training_with_its_traceback(
-    tiny, tmp_path, monkeypatch
+    tiny, tmp_path, monkeypatch, processes
 ):
     _at_fifth_call_in_worker_1(
         tmp_path,
@@ -82,7 +123,10 @@ def test_a_crashing_worker_process_stops_training_with_its_traceback(
         'raise RuntimeError("boom in process")',
     )
     config = A3CConfig(
-        **{**tiny, "max_eps": 10**6}, backend="processes", max_seconds=120
+        **{**tiny, "max_eps": 10**6},
+        backend="processes",
+        worker_processes=processes,
+        max_seconds=120,
     )
     start = time.monotonic()
     with pytest.raises(WorkerError, match="worker 1 failed.*boom in process") as info:
@@ -115,7 +159,10 @@ def test_a_worker_process_killed_holding_the_global_models_lock_stops_training(
     assert A3CAgent.load(config.model_dir).total_episodes > 0
 
 
-def test_ctrl_c_stops_every_worker_process_and_saves(tmp_path):
+@pytest.mark.parametrize(
+    ("workers", "processes"), [(2, 0), (3, 1)], ids=["a process each", "sharing one"]
+)
+def test_ctrl_c_stops_every_worker_process_and_saves(tmp_path, workers, processes):
     folder = tmp_path / "agent"
     proc = start_training(
         folder,
@@ -124,7 +171,9 @@ def test_ctrl_c_stops_every_worker_process_and_saves(tmp_path):
         "--episodes",
         "1000000",
         "--workers",
-        "2",
+        str(workers),
+        "--worker-processes",
+        str(processes),
         "--model-size",
         "8",
         "--no-progress",
@@ -139,7 +188,7 @@ def test_ctrl_c_stops_every_worker_process_and_saves(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
-    assert "Interrupted by SIGINT: stopped 2 workers (processes)" in err
+    assert f"Interrupted by SIGINT: stopped {workers} workers (processes)" in err
     assert "Traceback" not in err
     deadline = time.monotonic() + 15
     while _running(children) and time.monotonic() < deadline:
