@@ -300,9 +300,9 @@ def run_remote_worker(
     recv: Callable[[], tuple],
     shared: SharedState | None = None,
 ) -> None:
-    """The body of a Ray actor or of a worker process with one worker;
-    reports how it ended. ``shared``: the global model in shared memory
-    (worker processes)."""
+    """The body of a Ray worker actor (or of any remote worker alone in its
+    process); reports how it ended. ``shared``: the global model in shared
+    memory, where there is one."""
 
     def body() -> None:
         # One core per worker: TensorFlow's own thread pools would only fight
@@ -330,8 +330,10 @@ def run_worker_process(
     first: list[ActorCritic] = []  # whose traced gradients the others share
 
     def body(worker_id: int, channel: Channel) -> None:
-        with building:  # one at a time, after the first: the same traced function
-            configure_for_training()  # one core per process, as above
+        # One at a time: the workers after the first share its traced
+        # gradient function.
+        with building:
+            configure_for_training()  # as run_remote_worker does
             worker = _remote_worker(
                 worker_id,
                 A3CConfig.from_dict(config),
