@@ -300,19 +300,8 @@ def run_remote_worker(
     recv: Callable[[], tuple],
     shared: SharedState | None = None,
 ) -> None:
-    """The body of a Ray worker actor (or of any remote worker alone in its
-    process); reports how it ended. ``shared``: the global model in shared
-    memory, where there is one."""
-
-    def body() -> None:
-        # One core per worker: TensorFlow's own thread pools would only fight
-        # the other workers for the same cores.
-        configure_for_training()
-        global_model = None if shared is None else GlobalModel.attach(shared)
-        cfg = A3CConfig.from_dict(config)
-        _remote_worker(worker_id, cfg, first_episode, (send, recv), global_model).run()
-
-    _reporting(send, body)
+    """The body of a Ray worker actor: one worker, alone in its process."""
+    run_worker_process([worker_id], config, first_episode, [(send, recv)], shared)
 
 
 def run_worker_process(
@@ -320,11 +309,12 @@ def run_worker_process(
     config: dict[str, Any],
     first_episode: int,
     channels: Sequence[Channel],
-    shared: SharedState,
+    shared: SharedState | None,
 ) -> None:
     """The body of a worker process: its workers, each reporting how it ended
     on its own channel. Several workers run as threads that take turns (one
-    core's worth of Python), like the threads backend's."""
+    core's worth of Python), like the threads backend's. ``shared``: the
+    global model in shared memory (worker processes; Ray's have none)."""
     turn = Turn() if len(worker_ids) > 1 else None
     building = threading.Lock()
     first: list[ActorCritic] = []  # whose traced gradients the others share
@@ -333,13 +323,15 @@ def run_worker_process(
         # One at a time: the workers after the first share its traced
         # gradient function.
         with building:
-            configure_for_training()  # as run_remote_worker does
+            # One core per worker: TensorFlow's own thread pools would only
+            # fight the other workers for the same cores.
+            configure_for_training()
             worker = _remote_worker(
                 worker_id,
                 A3CConfig.from_dict(config),
                 first_episode,
                 channel,
-                GlobalModel.attach(shared),
+                None if shared is None else GlobalModel.attach(shared),
                 turn=turn,
                 gradients_from=first[0] if first else None,
             )
