@@ -62,7 +62,7 @@ PHASES: list[tuple[Any, str, str]] = [
     (envs.MathyTask, "step", "env step"),
     (envs.MathyTask, "reset", "env reset"),
     (envs, "observe", "observe"),
-    (numpy_actor.NumpyActor, "__call__", "numpy actor"),
+    (numpy_actor.NumpyActor, "trace", "numpy actor"),
     (model.ActorCritic, "numpy_gradients", "numpy gradients"),
     (model.ActorCritic, "gradient_inputs", "gradient inputs"),
     (model.ActorCritic, "run_gradients", "gradient call"),

@@ -16,7 +16,7 @@ The networks are in :mod:`mathy_a3c.networks`, the loss in
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import tensorflow as tf
@@ -34,7 +34,7 @@ from .networks import (
     trimmed,
     vector_signature,
 )
-from .numpy_actor import Layout, NumpyActor, VectorNumpyActor
+from .numpy_actor import Layout, NumpyActor, Trace, VectorNumpyActor
 from .numpy_gradients import NumpyGradients
 from .types import LossTerms
 
@@ -278,23 +278,32 @@ class ActorCritic:
 
     def numpy_gradients(
         self,
-        observations: list[Observation],
+        states: list[Observation] | list[Trace],
         actions: np.ndarray,
         advantages: np.ndarray,
         returns: np.ndarray,
     ) -> LossTerms:
         """What :meth:`compute_gradients` computes, computed in numpy
         (:class:`~mathy_a3c.numpy_gradients.NumpyGradients`) from the
-        rollout's observations, unstacked: a worker's update with no
-        TensorFlow call. Mathy networks only (:attr:`has_numpy_gradients`)."""
+        rollout's observations, unstacked, or from the traces this model's
+        numpy actor made of them at its current weights
+        (:meth:`~mathy_a3c.numpy_actor.NumpyActor.trace`: the forward pass is
+        then not computed again): a worker's update with no TensorFlow call.
+        Mathy networks only (:attr:`has_numpy_gradients`)."""
         if self._numpy_gradients is None:
             raise TypeError("numpy gradients are for Mathy networks only")
         weights = self._pending
         if weights is None:
             weights = self._traced("flat_weights")().numpy()
-        terms, self._last_flat_grads = self._numpy_gradients(
-            weights, observations, actions, advantages, returns
-        )
+        gradients = self._numpy_gradients
+        if states and isinstance(states[0], Trace):
+            traces = cast(list[Trace], states)
+            result = gradients.from_traces(
+                weights, traces, actions, advantages, returns
+            )
+        else:
+            result = gradients(weights, states, actions, advantages, returns)
+        terms, self._last_flat_grads = result
         return terms
 
     def compute_gradients(

@@ -14,7 +14,7 @@ No TensorFlow here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -67,6 +67,65 @@ class VectorNumpyActor:
         logits[obs.mask <= 0] = MASKED_LOGIT
         return logits, float(v @ self.value_head[0] + self.value_head[1])
 
+    def trace(self, obs: Any) -> VectorTrace:
+        """The forward pass for one observation, as :meth:`NumpyActor.trace`
+        gives it (a gym network's gradients are TensorFlow's: they read only
+        the observation)."""
+        return VectorTrace(obs, *self(obs))
+
+
+class VectorTrace(NamedTuple):
+    """One observation's forward pass through a vector network."""
+
+    observation: Any
+    logits: np.ndarray
+    value: float
+
+
+class Trace(NamedTuple):
+    """One state's forward pass through the Mathy network (``n`` nodes, width
+    ``d``): its outputs and what the layers computed on the way.
+
+    A worker's update differentiates the loss at the weights it acted with,
+    so the gradient (:meth:`mathy_a3c.numpy_gradients.NumpyGradients.from_traces`)
+    starts from these instead of computing the forward pass again.
+    """
+
+    observation: Any
+    features: np.ndarray
+    """[n, 5] the scalar node features (see :data:`FEATURE_KERNELS`)."""
+    context_in: np.ndarray
+    """[TYPE_SIZE + 1 + HISTORY_SIZE] problem type, time and history."""
+    first: np.ndarray
+    """[n, d] the input layer's output."""
+    convolved: tuple[tuple[np.ndarray, np.ndarray], ...]
+    """Each convolution's input and its ReLU output, both [n, d]."""
+    attention_in: np.ndarray
+    """[n, d] the convolution stack's output."""
+    qkv: np.ndarray
+    """[n, 3d] the attention's queries, keys and values."""
+    weights: np.ndarray
+    """[n, n] the attention weights (each row sums to 1)."""
+    attended: np.ndarray
+    """[n, d] the attention weights times the values."""
+    pooled: np.ndarray
+    """[d] the mean over nodes after attention."""
+    summary: np.ndarray
+    """[d] the summary layer's output."""
+    hidden_in: np.ndarray
+    """[n, d] each node plus the summary: the policy's hidden layer's input."""
+    hidden: np.ndarray
+    """[n, d] the policy's hidden layer's output."""
+    peak: np.ndarray
+    """[d] its maximum over nodes."""
+    value_in: np.ndarray
+    """[3d] pooled, peak and context: the value head's input."""
+    value_hidden: np.ndarray
+    """[d] the value head's hidden layer's output."""
+    logits: np.ndarray
+    """[ACTION_SIZE] the masked logits."""
+    value: float
+
 
 class NumpyActor:
     """The Mathy network's forward pass in numpy, for one observation."""
@@ -112,46 +171,79 @@ class NumpyActor:
 
     def __call__(self, obs: Any) -> tuple[np.ndarray, float]:
         """Masked logits [ACTION_SIZE] and value for one :class:`Observation`."""
+        trace = self.trace(obs)
+        return trace.logits, trace.value
+
+    def trace(self, obs: Any) -> Trace:
+        """The forward pass for one :class:`Observation`, with what it
+        computed on the way (see :class:`Trace`)."""
         n = max(1, int(np.count_nonzero(obs.nodes)))
-        ctx_in = np.concatenate([obs.type, obs.time, obs.history])
-        context = ctx_in @ self.context[0] + self.context[1]
+        context_in = np.concatenate([obs.type, obs.time, obs.history])
+        context = context_in @ self.context[0] + self.context[1]
         features = np.array(
             [obs.values[:n], obs.last[:n], obs.like[:n], obs.factors[:n]]
             + [obs.depth[:n]]
-        )
-        x = self.embedding[obs.nodes[:n]] + features.T @ self.projection
+        ).T
+        x = self.embedding[obs.nodes[:n]] + features @ self.projection
         x += self.value_bias + context
         np.maximum(x, 0.0, out=x)
+        first = x
+        convolved = []
         for kernel, bias, r in self.convs:
             # "same" padding: node i sees nodes i - r, i and i + r (zeros outside).
             h = x @ kernel[1]
             if r < n:
                 h[r:] += x[: n - r] @ kernel[0]
                 h[: n - r] += x[r:] @ kernel[2]
-            x = x + np.maximum(h + bias, 0.0)
+            out = np.maximum(h + bias, 0.0)
+            convolved.append((x, out))
+            x = x + out
+        attention_in = x
         d = x.shape[1]
         qkv = x @ self.qkv[0] + self.qkv[1]
-        scores = qkv[:, :d] @ qkv[:, d : 2 * d].T / np.sqrt(d)
-        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-        scores /= scores.sum(axis=1, keepdims=True)
+        scores = (qkv[:, :d] @ qkv[:, d : 2 * d].T) * np.float32(1.0 / np.sqrt(d))
+        weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        attended = weights @ qkv[:, 2 * d :]
         wo, bo = self.attention[3]
-        x = x + (scores @ qkv[:, 2 * d :]) @ wo + bo
+        x = x + attended @ wo + bo
         pooled = x.mean(axis=0)
         summary = np.maximum(pooled @ self.summary[0] + self.summary[1], 0.0)
-        x = np.maximum(
-            (x + summary) @ self.policy_hidden[0] + self.policy_hidden[1], 0.0
+        hidden_in = x + summary
+        hidden = np.maximum(
+            hidden_in @ self.policy_hidden[0] + self.policy_hidden[1], 0.0
         )
-        per_node = x @ self.policy_head[0] + self.policy_head[1]  # [n, rules]
+        per_node = hidden @ self.policy_head[0] + self.policy_head[1]  # [n, rules]
         logits = np.full((NUM_RULES, MAX_NODES), MASKED_LOGIT, np.float32)
         logits[:, :n] = per_node.T
         flat = logits.reshape(-1)
         flat[obs.mask <= 0] = MASKED_LOGIT
-        hidden_in = np.concatenate([pooled, x.max(axis=0), context])
-        hidden = np.maximum(
-            hidden_in @ self.value_hidden[0] + self.value_hidden[1], 0.0
+        peak = hidden.max(axis=0)
+        value_in = np.concatenate([pooled, peak, context])
+        value_hidden = np.maximum(
+            value_in @ self.value_hidden[0] + self.value_hidden[1], 0.0
         )
-        value = float(hidden @ self.value_head[0] + self.value_head[1])
-        return flat, value
+        value = float(value_hidden @ self.value_head[0] + self.value_head[1])
+        return Trace(
+            obs,
+            features,
+            context_in,
+            first,
+            tuple(convolved),
+            attention_in,
+            qkv,
+            weights,
+            attended,
+            pooled,
+            summary,
+            hidden_in,
+            hidden,
+            peak,
+            value_in,
+            value_hidden,
+            flat,
+            value,
+        )
 
     def batch(self, observations: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         """Masked logits [B, ACTION_SIZE] and values [B] for several

@@ -23,12 +23,12 @@ gradient to the TensorFlow ones. No TensorFlow here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .envs import MAX_NODES, NUM_RULES
-from .numpy_actor import DILATIONS, FEATURE_KERNELS, Layout
+from .numpy_actor import DILATIONS, FEATURE_KERNELS, Layout, Trace
 from .policy import MASKED_LOGIT
 from .types import LossTerms
 
@@ -67,6 +67,95 @@ class _Grads:
         return g @ kernel.T
 
 
+def _qkv_kernel(w: dict[str, np.ndarray]) -> np.ndarray:
+    return np.concatenate([w[f"{p}/kernel"] for p in _QKV], axis=1)
+
+
+def _qkv_bias(w: dict[str, np.ndarray]) -> np.ndarray:
+    return np.concatenate([w[f"{p}/bias"] for p in _QKV])
+
+
+class _Places:
+    """Where each node of a packed rollout is: its state (``row``) and its
+    place in it (``place``), for states of ``lengths`` nodes."""
+
+    def __init__(self, lengths: list[int]) -> None:
+        self.lengths = np.array(lengths)
+        self.count = len(lengths)
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
+        self.total = int(self.lengths.sum())
+        self.row = np.repeat(np.arange(self.count), self.lengths)
+        self.place = np.arange(self.total) - self.starts[self.row]
+        self.per_row = self.lengths.astype(_F)[:, None]
+        self.longest = int(self.lengths.max())
+        #: [T, n]: which places of a state padded to the longest are real.
+        self.real = np.arange(self.longest)[None, :] < self.lengths[:, None]
+        #: [T, n]: the packed index of each real place (0 for padding).
+        self.spread = np.where(
+            self.real, self.starts[:, None] + np.arange(self.longest), 0
+        )
+
+    def _sides(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """Which nodes have a neighbour ``r`` places before, and after, in
+        their own state."""
+        return self.place >= r, self.place + r < self.lengths[self.row]
+
+    def around(self, x: np.ndarray, r: int) -> np.ndarray:
+        """[N, 3d]: each node's neighbours ``r`` places before and after it in
+        its state (zeros outside: "same" padding), and itself, side by side:
+        a convolution of dilation ``r`` is then one matmul."""
+        d = x.shape[1]
+        out = np.zeros((self.total, 3 * d), dtype=_F)
+        out[:, d : 2 * d] = x
+        if r < self.total:
+            before, after = self._sides(r)
+            out[r:, :d] = x[:-r] * before[r:, None]
+            out[:-r, 2 * d :] = x[r:] * after[:-r, None]
+        return out
+
+    def around_gradient(self, g: np.ndarray, r: int) -> np.ndarray:
+        """The gradient with respect to ``x`` of :meth:`around` ``(x, r)``,
+        given the gradient ``g`` of its output."""
+        d = g.shape[1] // 3
+        out = g[:, d : 2 * d].copy()
+        if r < self.total:
+            before, after = self._sides(r)
+            out[:-r] += g[r:, :d] * before[r:, None]
+            out[r:] += g[:-r, 2 * d :] * after[:-r, None]
+        return out
+
+
+class _Pass(NamedTuple):
+    """A rollout's forward pass, packed: what the loss and the backward pass
+    read (see :class:`~mathy_a3c.numpy_actor.Trace` for each layer's)."""
+
+    at: _Places
+    types: np.ndarray
+    features: np.ndarray
+    context_in: np.ndarray
+    first: np.ndarray
+    convolutions: list[tuple[np.ndarray, np.ndarray]]
+    """Each convolution's :meth:`_Places.around` input and its ReLU output."""
+    attention_in: np.ndarray
+    qkv: tuple[np.ndarray, np.ndarray, np.ndarray]
+    """Queries, keys and values, [T, n, d] each (states padded to the longest)."""
+    weights: np.ndarray
+    """[T, n, n]; zero at padded keys."""
+    attended: np.ndarray
+    pooled: np.ndarray
+    summary: np.ndarray
+    hidden_in: np.ndarray
+    hidden: np.ndarray
+    peak: np.ndarray
+    value_in: np.ndarray
+    value_hidden: np.ndarray
+    value: np.ndarray
+    logits: np.ndarray
+    """[T, ACTION_SIZE], masked."""
+    masks: np.ndarray
+    """[T, ACTION_SIZE], bool."""
+
+
 class NumpyGradients:
     """The A3C loss and its clipped gradient for the Mathy network.
 
@@ -99,23 +188,37 @@ class NumpyGradients:
         """The loss terms of a rollout (its :class:`~mathy_a3c.envs.Observation`
         list, the actions taken, their advantages and returns) and the
         gradient of its total, clipped to ``max_grad_norm``, as a flat vector."""
-        w = {path: flat_weights[a:b].reshape(s) for path, a, b, s in self.layout}
-        d = w["node_embedding/embeddings"].shape[1]
-        count = len(observations)
-        lengths = np.array(
-            [max(1, int(np.count_nonzero(o.nodes))) for o in observations]
+        w = self._weights(flat_weights)
+        return self._backward(
+            w, self._forward(w, observations), actions, advantages, returns
         )
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        total_nodes = int(lengths.sum())
-        row = np.repeat(np.arange(count), lengths)
-        place = np.arange(total_nodes) - starts[row]
-        per_row = lengths.astype(_F)[:, None]
+
+    def from_traces(
+        self,
+        flat_weights: np.ndarray,
+        traces: list[Trace],
+        actions: np.ndarray,
+        advantages: np.ndarray,
+        returns: np.ndarray,
+    ) -> tuple[LossTerms, np.ndarray]:
+        """The same, for a rollout whose states the
+        :class:`~mathy_a3c.numpy_actor.NumpyActor` traced at these weights:
+        the forward pass is read from the traces, not computed again."""
+        w = self._weights(flat_weights)
+        return self._backward(w, self._packed(traces), actions, advantages, returns)
+
+    def _weights(self, flat_weights: np.ndarray) -> dict[str, np.ndarray]:
+        return {path: flat_weights[a:b].reshape(s) for path, a, b, s in self.layout}
+
+    def _forward(self, w: dict[str, np.ndarray], observations: list[Any]) -> _Pass:
+        """The forward pass of a rollout's states, packed."""
+        d = w["node_embedding/embeddings"].shape[1]
+        at = _Places([max(1, int(np.count_nonzero(o.nodes))) for o in observations])
 
         def packed(field: str) -> np.ndarray:
-            pairs = zip(observations, lengths, strict=True)
+            pairs = zip(observations, at.lengths, strict=True)
             return np.concatenate([getattr(o, field)[:n] for o, n in pairs])
 
-        # -------------------------------------------------------- forward
         types = packed("nodes")
         # The five scalar node features, each with a kernel of one row.
         features = np.stack(
@@ -130,54 +233,122 @@ class NumpyGradients:
             w["node_embedding/embeddings"][types]
             + features @ projection
             + w["value_projection/bias"]
-            + context[row]
+            + context[at.row]
         )
         first = x
         convolutions = []
         for i, r in enumerate(DILATIONS):
-            # "same" padding: node i sees nodes i - r, i, i + r of its state.
-            before = place >= r
-            after = place + r < lengths[row]
-            around = np.zeros((total_nodes, 3 * d), dtype=_F)
-            around[:, d : 2 * d] = x
-            if r < total_nodes:
-                around[r:, :d] = x[:-r] * before[r:, None]
-                around[:-r, 2 * d :] = x[r:] * after[:-r, None]
+            around = at.around(x, r)
             kernel = w[f"conv_{i}/kernel"].reshape(3 * d, d)
             h = _relu(around @ kernel + w[f"conv_{i}/bias"])
-            convolutions.append((around, h, before, after))
+            convolutions.append((around, h))
             x = x + h
         attention_in = x
-        qkv_kernel = np.concatenate([w[f"{p}/kernel"] for p in _QKV], axis=1)
-        qkv_bias = np.concatenate([w[f"{p}/bias"] for p in _QKV])
-        q, k, v = np.split(x @ qkv_kernel + qkv_bias, 3, axis=1)
+        q, k, v = np.split(x @ _qkv_kernel(w) + _qkv_bias(w), 3, axis=1)
         # Attention within each state: [T, n, n] with n its longest state.
-        longest = int(lengths.max())
-        real = np.arange(longest)[None, :] < lengths[:, None]  # [T, n]
-        spread = np.where(real, starts[:, None] + np.arange(longest), 0)
-        q_s, k_s, v_s = q[spread], k[spread], v[spread]
-        scale = _F(1.0 / np.sqrt(d))
-        scores = (q_s @ k_s.transpose(0, 2, 1)) * scale
-        scores[~np.broadcast_to(real[:, None, :], scores.shape)] = MASKED_LOGIT
+        q_s, k_s, v_s = q[at.spread], k[at.spread], v[at.spread]
+        scores = (q_s @ k_s.transpose(0, 2, 1)) * _F(1.0 / np.sqrt(d))
+        scores[~np.broadcast_to(at.real[:, None, :], scores.shape)] = MASKED_LOGIT
         weights = np.exp(scores - scores.max(axis=2, keepdims=True))
         weights /= weights.sum(axis=2, keepdims=True)
-        attended = (weights @ v_s)[row, place]
+        attended = (weights @ v_s)[at.row, at.place]
         x = x + _dense(attended, w, "attention_output")
-        pooled = np.add.reduceat(x, starts, axis=0) / per_row
+        pooled = np.add.reduceat(x, at.starts, axis=0) / at.per_row
         summary = _relu(_dense(pooled, w, "summary"))
-        hidden_in = x + summary[row]
+        hidden_in = x + summary[at.row]
         hidden = _relu(_dense(hidden_in, w, "policy_hidden"))
         per_node = _dense(hidden, w, "policy_head")  # [N, rules]
-        peak = np.maximum.reduceat(hidden, starts, axis=0)
+        peak = np.maximum.reduceat(hidden, at.starts, axis=0)
         value_in = np.concatenate([pooled, peak, context], axis=1)
         value_hidden = _relu(_dense(value_in, w, "value_hidden"))
-        value = _dense(value_hidden, w, "value_head")[:, 0]
-
-        # ------------------------------------------------------------ loss
         masks = np.stack([o.mask for o in observations]) > 0
-        grid = np.full((count, NUM_RULES, MAX_NODES), MASKED_LOGIT, dtype=_F)
-        grid[row, :, place] = per_node
-        logits = np.where(masks, grid.reshape(count, -1), _F(MASKED_LOGIT))
+        grid = np.full((at.count, NUM_RULES, MAX_NODES), MASKED_LOGIT, dtype=_F)
+        grid[at.row, :, at.place] = per_node
+        return _Pass(
+            at,
+            types,
+            features,
+            context_in,
+            first,
+            convolutions,
+            attention_in,
+            (q_s, k_s, v_s),
+            weights,
+            attended,
+            pooled,
+            summary,
+            hidden_in,
+            hidden,
+            peak,
+            value_in,
+            value_hidden,
+            _dense(value_hidden, w, "value_head")[:, 0],
+            np.where(masks, grid.reshape(at.count, -1), _F(MASKED_LOGIT)),
+            masks,
+        )
+
+    def _packed(self, traces: list[Trace]) -> _Pass:
+        """The forward pass of a rollout's states, packed from their traces."""
+        at = _Places([len(t.first) for t in traces])
+
+        def packed(field: str) -> np.ndarray:
+            return np.concatenate([getattr(t, field) for t in traces])
+
+        def stacked(field: str) -> np.ndarray:  # np.stack, at half the cost
+            rows = np.concatenate([getattr(t, field) for t in traces])
+            return rows.reshape(at.count, -1)
+
+        convolutions = []
+        for i, r in enumerate(DILATIONS):
+            x = np.concatenate([t.convolved[i][0] for t in traces])
+            h = np.concatenate([t.convolved[i][1] for t in traces])
+            convolutions.append((at.around(x, r), h))
+        q, k, v = np.split(packed("qkv"), 3, axis=1)
+        weights = np.zeros((at.count, at.longest, at.longest), dtype=_F)
+        for state, (t, n) in enumerate(zip(traces, at.lengths, strict=True)):
+            weights[state, :n, :n] = t.weights
+        return _Pass(
+            at,
+            np.concatenate(
+                [
+                    t.observation.nodes[:n]
+                    for t, n in zip(traces, at.lengths, strict=True)
+                ]
+            ),
+            packed("features"),
+            stacked("context_in"),
+            packed("first"),
+            convolutions,
+            packed("attention_in"),
+            (q[at.spread], k[at.spread], v[at.spread]),
+            weights,
+            packed("attended"),
+            stacked("pooled"),
+            stacked("summary"),
+            packed("hidden_in"),
+            packed("hidden"),
+            stacked("peak"),
+            stacked("value_in"),
+            stacked("value_hidden"),
+            np.array([t.value for t in traces], dtype=_F),
+            stacked("logits"),
+            np.concatenate([t.observation.mask for t in traces]).reshape(at.count, -1)
+            > 0,
+        )
+
+    def _backward(
+        self,
+        w: dict[str, np.ndarray],
+        f: _Pass,
+        actions: np.ndarray,
+        advantages: np.ndarray,
+        returns: np.ndarray,
+    ) -> tuple[LossTerms, np.ndarray]:
+        """The loss terms of a forward pass and their clipped gradient."""
+        at, d = f.at, f.first.shape[1]
+        count, row, place, starts = at.count, at.row, at.place, at.starts
+        masks, logits, value = f.masks, f.logits, f.value
+        # ------------------------------------------------------------ loss
         shifted = logits - logits.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
         total_exp = exp.sum(axis=1, keepdims=True)
@@ -208,58 +379,56 @@ class NumpyGradients:
 
         grads = _Grads(self.layout, self.size)
         g_value_hidden = grads.dense(
-            "value_head", value_hidden, g_value[:, None], w
-        ) * (value_hidden > 0)
-        g_value_in = grads.dense("value_hidden", value_in, g_value_hidden, w)
+            "value_head", f.value_hidden, g_value[:, None], w
+        ) * (f.value_hidden > 0)
+        g_value_in = grads.dense("value_hidden", f.value_in, g_value_hidden, w)
         g_pooled, g_peak, g_context = np.split(g_value_in, 3, axis=1)
+        hidden = f.hidden
         g_hidden = grads.dense("policy_head", hidden, g_per_node, w)
-        tied = hidden == peak[row]
+        tied = hidden == f.peak[row]
         shares = np.add.reduceat(tied.astype(_F), starts, axis=0)
         g_hidden += tied * (g_peak / shares)[row]
         g_hidden *= hidden > 0
-        g_x = grads.dense("policy_hidden", hidden_in, g_hidden, w)
-        g_summary = np.add.reduceat(g_x, starts, axis=0) * (summary > 0)
-        g_pooled = g_pooled + grads.dense("summary", pooled, g_summary, w)
-        g_x = g_x + (g_pooled / per_row)[row]
-        g_attended = grads.dense("attention_output", attended, g_x, w)
-        g_attended_s = np.zeros((count, longest, d), dtype=_F)
+        g_x = grads.dense("policy_hidden", f.hidden_in, g_hidden, w)
+        g_summary = np.add.reduceat(g_x, starts, axis=0) * (f.summary > 0)
+        g_pooled = g_pooled + grads.dense("summary", f.pooled, g_summary, w)
+        g_x = g_x + (g_pooled / at.per_row)[row]
+        g_attended = grads.dense("attention_output", f.attended, g_x, w)
+        q_s, k_s, v_s = f.qkv
+        weights = f.weights
+        g_attended_s = np.zeros((count, at.longest, d), dtype=_F)
         g_attended_s[row, place] = g_attended
         g_weights = g_attended_s @ v_s.transpose(0, 2, 1)
         g_v = (weights.transpose(0, 2, 1) @ g_attended_s)[row, place]
         g_scores = weights * (g_weights - (g_weights * weights).sum(2, keepdims=True))
-        g_scores *= scale
+        g_scores *= _F(1.0 / np.sqrt(d))
         g_q = (g_scores @ k_s)[row, place]
         g_k = (g_scores.transpose(0, 2, 1) @ q_s)[row, place]
         g_qkv = np.concatenate([g_q, g_k, g_v], axis=1)
-        g_qkv_kernel = attention_in.T @ g_qkv
+        g_qkv_kernel = f.attention_in.T @ g_qkv
         g_qkv_bias = g_qkv.sum(0)
         for i, name in enumerate(_QKV):
             part = slice(i * d, (i + 1) * d)
             grads.by_path[f"{name}/kernel"][...] = g_qkv_kernel[:, part]
             grads.by_path[f"{name}/bias"][...] = g_qkv_bias[part]
-        g_x = g_x + g_qkv @ qkv_kernel.T
+        g_x = g_x + g_qkv @ _qkv_kernel(w).T
         for i in reversed(range(len(DILATIONS))):
-            r = DILATIONS[i]
-            around, h, before, after = convolutions[i]
+            around, h = f.convolutions[i]
             g_h = g_x * (h > 0)
             kernel = w[f"conv_{i}/kernel"].reshape(3 * d, d)
             grads.by_path[f"conv_{i}/kernel"][...] = (around.T @ g_h).reshape(3, d, d)
             grads.by_path[f"conv_{i}/bias"][...] = g_h.sum(0)
-            g_around = g_h @ kernel.T
-            g_x = g_x + g_around[:, d : 2 * d]
-            if r < total_nodes:
-                g_x[:-r] += g_around[r:, :d] * before[r:, None]
-                g_x[r:] += g_around[:-r, 2 * d :] * after[:-r, None]
-        g_first = g_x * (first > 0)
+            g_x = g_x + at.around_gradient(g_h @ kernel.T, DILATIONS[i])
+        g_first = g_x * (f.first > 0)
         g_context = g_context + np.add.reduceat(g_first, starts, axis=0)
-        grads.dense("context", context_in, g_context, w)
-        g_projection = features.T @ g_first
+        grads.dense("context", f.context_in, g_context, w)
+        g_projection = f.features.T @ g_first
         for index, name in enumerate(FEATURE_KERNELS):
             grads.by_path[f"{name}/kernel"][...] = g_projection[index]
         grads.by_path["value_projection/bias"][...] = g_first.sum(0)
         embedding = grads.by_path["node_embedding/embeddings"]
         vocab = np.arange(embedding.shape[0])
-        embedding[...] = (types[None, :] == vocab[:, None]).astype(_F) @ g_first
+        embedding[...] = (f.types[None, :] == vocab[:, None]).astype(_F) @ g_first
 
         # ------------------------------------------------------------ clip
         norm = float(np.sqrt(np.dot(grads.flat, grads.flat)))

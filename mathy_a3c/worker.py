@@ -39,8 +39,8 @@ from .tasks import make_task
 from .turn import Turn
 from .types import EpisodeReport, LossTerms
 
-#: One step of a rollout: the observation, the action taken, its reward and
-#: the value of the observation.
+#: One step of a rollout: the actor's trace of the state (its observation and
+#: forward pass), the action taken, its reward and the value of the state.
 Transition = tuple[Any, int, float, float]
 
 
@@ -185,14 +185,16 @@ class Worker:
         total_reward, steps = 0.0, 0
         rollout: list[Transition] = []
         while True:
-            logits, value = self.actor(observation)
+            # The update's gradient reads the forward pass from the trace.
+            trace = self.actor.trace(observation)
+            logits, value = trace.logits, trace.value
             if self.search is not None:
                 assert isinstance(self.task, MathyTask)
                 action = self.search.choose(self.task)
             else:
                 action = sample_action(logits, observation.mask, self.rng)
             result = self.task.step(action)
-            rollout.append((observation, action, result.reward, value))
+            rollout.append((trace, action, result.reward, value))
             total_reward += result.reward
             steps += 1
             if self.show:
@@ -235,7 +237,7 @@ class Worker:
 
     def update(self, rollout: list[Transition], bootstrap: float) -> LossTerms:
         """Gradients on the local model -> global optimizer -> resync."""
-        observations, actions, rewards, values = zip(*rollout, strict=True)
+        traces, actions, rewards, values = zip(*rollout, strict=True)
         advantages, returns = advantages_and_returns(
             np.asarray(rewards, np.float32),
             np.asarray(values, np.float32),
@@ -245,11 +247,14 @@ class Worker:
         )
         if self.local.has_numpy_gradients:  # Mathy: no TensorFlow call
             terms = self.local.numpy_gradients(
-                list(observations), np.asarray(actions), advantages, returns
+                list(traces), np.asarray(actions), advantages, returns
             )
         else:
             inputs = self.local.gradient_inputs(
-                stack(list(observations)), np.asarray(actions), advantages, returns
+                stack([t.observation for t in traces]),
+                np.asarray(actions),
+                advantages,
+                returns,
             )
             with self._away():  # TensorFlow runs without the GIL: let others act
                 terms = self.local.run_gradients(inputs)

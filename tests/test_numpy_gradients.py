@@ -41,14 +41,22 @@ def _perturbed(net, seed, scale=0.05):
 
 
 def _same(net, flat, rollout):
-    """The numpy and TensorFlow losses and clipped gradients agree."""
+    """The numpy and TensorFlow losses and clipped gradients agree, and numpy's
+    are the same from the observations as from the actor's traces of them."""
     observations, actions, advantages, returns = rollout
     expected = net.compute_gradients(stack(observations), actions, advantages, returns)
     want = net.flat_gradients().copy()
     terms = net.numpy_gradients(observations, actions, advantages, returns)
-    got = net.flat_gradients()
+    got = net.flat_gradients().copy()
     np.testing.assert_allclose(terms, expected, rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(want).max())
+    actor = net.numpy_actor()
+    traces = [actor.trace(o) for o in observations]
+    traced = net.numpy_gradients(traces, actions, advantages, returns)
+    np.testing.assert_allclose(traced, terms, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        net.flat_gradients(), got, rtol=0, atol=1e-6 * np.abs(got).max()
+    )
     return got
 
 
