@@ -166,7 +166,10 @@ class ThreadBackend:
 #   ("done",) | ("error", traceback) -
 #
 # Worker processes send no "update" or "weights": they share the global model
-# (GlobalModel.attach) and apply their gradients to it themselves.
+# (GlobalModel.attach) and apply their gradients to it themselves. Nor do they
+# wait for answers between episodes: each keeps one claim ahead (two claims
+# first, then a claim with every report), so the number it needs next was
+# asked for an episode ago.
 
 
 class _Link:
@@ -192,9 +195,18 @@ class _Link:
         self.turn = turn
         #: The episode number the last report's reply handed out, not yet used.
         self._next: int | None = None
+        #: Replies the coordinator owes, in the order asked. A worker that
+        #: shares the global model keeps one claim ahead: it asks for its
+        #: next episode's number before it needs it, and sends its reports
+        #: without waiting (see :meth:`claim`).
+        self._owed = 0
 
     def _ask(self, *message: Any) -> Any:
         self.send(message)
+        return self._answer()
+
+    def _answer(self) -> Any:
+        """The coordinator's next reply (``None`` for "stop")."""
         with self.turn.away() if self.turn is not None else contextlib.nullcontext():
             reply = self.recv()
         if reply[0] == "stop":
@@ -232,6 +244,16 @@ class _Link:
     def claim(self) -> int | None:
         if self.stop.is_set():
             return None
+        if self.global_model is not None:
+            # This number was asked for one episode ago (with the last
+            # report), so its reply is here: the worker never waits for the
+            # coordinator between episodes. Every number handed out is
+            # played unless training stops, so max_eps stays exact.
+            while self._owed < 2:  # this episode's number and the next one's
+                self.send(("claim",))
+                self._owed += 1
+            self._owed -= 1
+            return self._answer()
         if self._next is not None:  # handed out with the last report's reply
             episode, self._next = self._next, None
             return episode
@@ -242,6 +264,10 @@ class _Link:
 
     # Reporter
     def episode(self, report: EpisodeReport) -> None:
+        if self.global_model is not None:  # its reply answers a later claim
+            self.send(("episode", report))
+            self._owed += 1
+            return
         self._next = self._ask("episode", report)  # one round trip, not two
 
     def show(self, worker: int, text: str) -> None:
@@ -516,7 +542,7 @@ class ProcessBackend(Coordinator):
                 self.lost(worker, f"worker process exited (code {code})")
                 continue
             self.started.add(worker)
-            self.handle(worker, message, conn.send)
+            self.handle(worker, message, functools.partial(_reply, conn))
 
     def _gone(self, pid: int) -> bool:
         """Whether the worker process ``pid`` has died."""
@@ -545,6 +571,16 @@ class ProcessBackend(Coordinator):
                 process.join(timeout=5)
         for conn in self.conns.values():
             conn.close()
+
+
+def _reply(conn: Connection, message: tuple) -> None:
+    """Answer a worker process. A worker keeps a claim ahead (see
+    :meth:`_Link.claim`), so the answer to its last one may find it gone:
+    told to stop, it has left without reading it."""
+    try:
+        conn.send(message)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
 
 def usable_cpus() -> int:
