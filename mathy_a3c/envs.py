@@ -357,12 +357,12 @@ def valid_moves(env: MathyEnv, state: MathyEnvState) -> list[list[int]]:
 
 def _valid_at(env: MathyEnv, nodes: list[Any]) -> list[list[int]]:
     """The [rule][node] mask of inorder ``nodes``."""
-    rows = [[0] * len(nodes) for _ in env.rules]
-    for index, node in enumerate(nodes):
-        for row, rule in zip(rows, env.rules, strict=True):
-            if rule.can_apply_to(node):
-                row[index] = 1
-    return rows
+    return [[1 if can(node) else 0 for node in nodes] for can in _checks(env)]
+
+
+def _checks(env: MathyEnv) -> list[Any]:
+    """Each rule's ``can_apply_to``, bound once per call."""
+    return [rule.can_apply_to for rule in env.rules]
 
 
 #: The largest constant a state may hold. mathy_core's rules factor
@@ -394,8 +394,11 @@ def _squashed(value: Any) -> float:
 _SUMS = (AddExpression, SubtractExpression)
 
 
-def term_features(nodes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Two float32 [MAX_NODES] features of inorder ``nodes``:
+def term_features(
+    nodes: list[Any], tops: list[Any] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 [MAX_NODES] features of inorder ``nodes`` (``tops``: the
+    top node of each one's term, as :func:`_inorder` lists them):
 
     * like terms: 1 at every node of a term with a like term elsewhere in the
       expression. A term is a maximal subtree without a ``+`` or ``-`` (the
@@ -415,12 +418,15 @@ def term_features(nodes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     variables: dict[int, dict[str | None, list[list[int]]]] = {}
     constants: dict[int, list[int]] = {}
     holds_a_sum: set[int] = set()
+    if tops is None:
+        tops = [_term_root(node) for node in nodes]
     for index, node in enumerate(nodes):
         if isinstance(node, _SUMS):
+            # A sum inside a term (its parent is no sum) shares the parent's top.
             if node.parent is not None and not isinstance(node.parent, _SUMS):
-                holds_a_sum.add(id(_term_root(node.parent)))
+                holds_a_sum.add(id(tops[index]))
             continue
-        top = id(_term_root(node))
+        top = id(tops[index])
         members.setdefault(top, []).append(index)
         parent = node.parent
         if isinstance(node, VariableExpression):
@@ -461,18 +467,33 @@ def term_features(nodes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return like, factors
 
 
-def _depth(node: Any, known: dict[int, int]) -> int:
-    """``node``'s distance from the root, remembering every node's in
-    ``known`` (by id) so that a walk over all nodes costs one step each."""
-    path = []
-    while node is not None and id(node) not in known:
-        path.append(node)
-        node = node.parent
-    depth = known[id(node)] if node is not None else -1
-    for step in reversed(path):
-        depth += 1
-        known[id(step)] = depth
-    return depth
+class _Walk(NamedTuple):
+    """A tree's nodes inorder (as ``to_list("inorder")`` lists them), with
+    each one's distance from the root and the top node of its term."""
+
+    nodes: list[Any]
+    depths: list[int]
+    tops: list[Any]
+
+
+def _inorder(root: Any) -> _Walk:
+    """One walk over the tree for :func:`observe` (see :class:`_Walk`; a
+    child of a sum tops its own term, any other child shares its parent's)."""
+    walk = _Walk([], [], [])
+    nodes, depths, tops = walk
+
+    def visit(node: Any, depth: int, top: Any) -> None:
+        child_top = None if isinstance(node, _SUMS) else top
+        if node.left is not None:
+            visit(node.left, depth + 1, child_top or node.left)
+        nodes.append(node)
+        depths.append(depth)
+        tops.append(top)
+        if node.right is not None:
+            visit(node.right, depth + 1, child_top or node.right)
+
+    visit(root, 0, root)
+    return walk
 
 
 def _term_root(node: Any) -> Any:
@@ -487,21 +508,21 @@ def observe(env: MathyEnv, state: MathyEnvState) -> Observation:
     """Model inputs for ``state``: node features inorder, aligned with the mask."""
     problem = state.agent.problem
     expression = env.parser.parse(problem)
-    nodes = expression.to_list("inorder")
+    walk = _inorder(expression)
+    nodes = walk.nodes
     count = len(nodes)
     if count > MAX_NODES:
         raise ProblemError(f"expression has {count} nodes; at most {MAX_NODES} fit")
     types = np.zeros(MAX_NODES, dtype=np.int32)
+    types[:count] = [node.type_id for node in nodes]
+    np.minimum(types, NODE_VOCAB - 1, out=types)
     values = np.zeros(MAX_NODES, dtype=np.float32)
-    depth = np.zeros(MAX_NODES, dtype=np.float32)
-    depths: dict[int, int] = {}
     for i, node in enumerate(nodes):
-        types[i] = node.type_id
         if isinstance(node, ConstantExpression) and node.value:
             values[i] = _squashed(node.value)
-        depth[i] = _depth(node, depths)
+    depth = np.zeros(MAX_NODES, dtype=np.float32)
+    depth[:count] = walk.depths
     depth /= DEPTH_SCALE
-    np.minimum(types, NODE_VOCAB - 1, out=types)
     mask = np.zeros((NUM_RULES, MAX_NODES), dtype=np.float32)
     mask[:, :count] = _valid_at(env, nodes)
     history = np.zeros(HISTORY_SIZE, dtype=np.float32)
@@ -514,7 +535,7 @@ def observe(env: MathyEnv, state: MathyEnvState) -> Observation:
         history[1 + last_rule] = 1.0
         if 0 <= last_node < count:
             last[last_node] = 1.0
-    like, factors = term_features(nodes)
+    like, factors = term_features(nodes, walk.tops)
     used = state.max_moves - state.agent.moves_remaining
     time = min(1.0, used / state.max_moves) if state.max_moves > 0 else 0.0
     return Observation(

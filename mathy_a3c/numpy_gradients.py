@@ -432,7 +432,9 @@ class NumpyGradients:
 
         # ------------------------------------------------------------ clip
         norm = float(np.sqrt(np.dot(grads.flat, grads.flat)))
-        clipped = grads.flat * _F(self.max_grad_norm / max(norm, self.max_grad_norm))
+        clipped = grads.flat
+        if norm > self.max_grad_norm:
+            clipped *= _F(self.max_grad_norm / norm)
         terms = LossTerms(
             float(policy_loss),
             float(value_loss),

@@ -167,6 +167,30 @@ def test_like_term_feature_agrees_with_mathy_core(topic):
             assert np.array_equal(observation.like, expected), task.problem
 
 
+@pytest.mark.parametrize("topic", TOPICS)
+def test_one_walk_lists_nodes_depths_and_terms_as_mathy_core_does(topic):
+    # observe() walks each tree once; the walk must list the nodes in
+    # to_list("inorder")'s order, with each node's depth and term top.
+    rng = np.random.default_rng(0)
+    for difficulty in ("easy", "hard"):
+        task = MathyTask([topic], difficulty, seed=5)
+        observation = task.reset()
+        for _ in range(40):
+            expression = task.env.parser.parse(task.state.agent.problem)
+            walk = envs._inorder(expression)
+            assert walk.nodes == expression.to_list("inorder")
+            for node, depth, top in zip(*walk, strict=True):
+                assert top is envs._term_root(node)
+                steps = 0
+                while node.parent is not None:
+                    node, steps = node.parent, steps + 1
+                assert steps == depth
+            result = task.step(_random_valid_action(observation, rng))
+            observation = result.observation
+            if result.done:
+                observation = task.reset()
+
+
 def test_like_term_feature_marks_whole_terms():
     parsed = envs.ExpressionParser().parse
     for text, marked in [
