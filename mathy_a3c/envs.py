@@ -485,12 +485,12 @@ def _inorder(root: Any) -> _Walk:
     def visit(node: Any, depth: int, top: Any) -> None:
         child_top = None if isinstance(node, _SUMS) else top
         if node.left is not None:
-            visit(node.left, depth + 1, child_top or node.left)
+            visit(node.left, depth + 1, node.left if child_top is None else child_top)
         nodes.append(node)
         depths.append(depth)
         tops.append(top)
         if node.right is not None:
-            visit(node.right, depth + 1, child_top or node.right)
+            visit(node.right, depth + 1, node.right if child_top is None else child_top)
 
     visit(root, 0, root)
     return walk
