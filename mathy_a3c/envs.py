@@ -357,12 +357,8 @@ def valid_moves(env: MathyEnv, state: MathyEnvState) -> list[list[int]]:
 
 def _valid_at(env: MathyEnv, nodes: list[Any]) -> list[list[int]]:
     """The [rule][node] mask of inorder ``nodes``."""
-    return [[1 if can(node) else 0 for node in nodes] for can in _checks(env)]
-
-
-def _checks(env: MathyEnv) -> list[Any]:
-    """Each rule's ``can_apply_to``, bound once per call."""
-    return [rule.can_apply_to for rule in env.rules]
+    checks = [rule.can_apply_to for rule in env.rules]
+    return [[1 if can(node) else 0 for node in nodes] for can in checks]
 
 
 #: The largest constant a state may hold. mathy_core's rules factor
@@ -394,9 +390,7 @@ def _squashed(value: Any) -> float:
 _SUMS = (AddExpression, SubtractExpression)
 
 
-def term_features(
-    nodes: list[Any], tops: list[Any] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def term_features(nodes: list[Any], tops: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Two float32 [MAX_NODES] features of inorder ``nodes`` (``tops``: the
     top node of each one's term, as :func:`_inorder` lists them):
 
@@ -418,8 +412,6 @@ def term_features(
     variables: dict[int, dict[str | None, list[list[int]]]] = {}
     constants: dict[int, list[int]] = {}
     holds_a_sum: set[int] = set()
-    if tops is None:
-        tops = [_term_root(node) for node in nodes]
     for index, node in enumerate(nodes):
         if isinstance(node, _SUMS):
             # A sum inside a term (its parent is no sum) shares the parent's top.
@@ -494,14 +486,6 @@ def _inorder(root: Any) -> _Walk:
 
     visit(root, 0, root)
     return walk
-
-
-def _term_root(node: Any) -> Any:
-    """The top node of the term ``node`` belongs to (its ancestor whose
-    parent is a sum, or the root)."""
-    while node.parent is not None and not isinstance(node.parent, _SUMS):
-        node = node.parent
-    return node
 
 
 def observe(env: MathyEnv, state: MathyEnvState) -> Observation:

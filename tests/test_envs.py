@@ -163,8 +163,19 @@ def test_like_term_feature_agrees_with_mathy_core(topic):
             expression = env.parser.parse(task.problem)
             nodes = expression.to_list("inorder")
             expected = _like_terms_by_mathy_core(expression, nodes)
-            assert np.array_equal(term_features(nodes)[0], expected), task.problem
+            assert np.array_equal(_term_features(nodes)[0], expected), task.problem
             assert np.array_equal(observation.like, expected), task.problem
+
+
+def _term_root(node):
+    """The top node of ``node``'s term: its ancestor whose parent is a sum."""
+    while node.parent is not None and not isinstance(node.parent, envs._SUMS):
+        node = node.parent
+    return node
+
+
+def _term_features(nodes):
+    return term_features(nodes, [_term_root(node) for node in nodes])
 
 
 @pytest.mark.parametrize("topic", TOPICS)
@@ -180,7 +191,7 @@ def test_one_walk_lists_nodes_depths_and_terms_as_mathy_core_does(topic):
             walk = envs._inorder(expression)
             assert walk.nodes == expression.to_list("inorder")
             for node, depth, top in zip(*walk, strict=True):
-                assert top is envs._term_root(node)
+                assert top is _term_root(node)
                 steps = 0
                 while node.parent is not None:
                     node, steps = node.parent, steps + 1
@@ -205,7 +216,7 @@ def test_like_term_feature_marks_whole_terms():
         ("5y * 3z", []),  # one term
     ]:
         nodes = parsed(text).to_list("inorder")
-        like = term_features(nodes)[0]
+        like = _term_features(nodes)[0]
         assert [str(n) for n, f in zip(nodes, like, strict=False) if f] == marked, text
         assert not like[len(nodes) :].any()
 
@@ -224,7 +235,7 @@ def test_like_factor_feature_marks_factors_a_product_can_combine():
         ("6x^2", []),
     ]:
         nodes = parsed(text).to_list("inorder")
-        factors = term_features(nodes)[1]
+        factors = _term_features(nodes)[1]
         assert [str(n) for n, f in zip(nodes, factors, strict=False) if f] == marked
 
 
