@@ -7,6 +7,7 @@ callbacks here, in order, so output from different threads never interleaves.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .config import DIFFICULTIES
+from .event_file import ScalarWriter
 from .types import EpisodeReport
 
 WINDOW = 100
@@ -157,14 +159,11 @@ class TensorBoardCallback(Callback):
         first_episode: int = 0,
         every: int = 10,
     ) -> None:
-        import tensorflow as tf
-
-        self._tf = tf
         #: ``None`` once a write failed (see :meth:`_guarded`).
-        self.writer: Any = None
+        self.writer: ScalarWriter | None = None
         try:
-            self.writer = tf.summary.create_file_writer(logdir)
-        except (tf.errors.OpError, OSError) as error:
+            self.writer = ScalarWriter(logdir)
+        except OSError as error:
             self._stop(error)
         #: Returns the learning rate updates use now (it may follow a schedule).
         self.learning_rate = learning_rate
@@ -173,8 +172,6 @@ class TensorBoardCallback(Callback):
         self.pending: list[EpisodeReport] = []
         #: Recent wins per "topic/difficulty" (the curriculum's view).
         self.by_level: dict[str, deque[bool]] = {}
-        #: Compiled writers, one per set of scalar names.
-        self._emit: dict[tuple[str, ...], Any] = {}
 
     def on_episode(self, report: EpisodeReport, stats: RunStats) -> None:
         self.pending.append(report)
@@ -191,15 +188,15 @@ class TensorBoardCallback(Callback):
             return
         try:
             write(stats)
-        except (self._tf.errors.OpError, OSError) as error:
+        except OSError as error:
             self._stop(error)
 
-    def _stop(self, error: BaseException) -> None:
+    def _stop(self, error: OSError) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(OSError):
+                self.writer.close()
         self.writer = None
-        # TensorFlow's message is a page; the OS error ends the line that
-        # names the events file ("...tfevents...; No space left on device").
-        lines = [line for line in str(error).splitlines() if "; " in line]
-        why = lines[0].rsplit("; ", 1)[1].strip() if lines else type(error).__name__
+        why = error.strerror or type(error).__name__
         print(
             f"warning: TensorBoard logging stopped ({why}); training goes on",
             file=sys.stderr,
@@ -208,7 +205,7 @@ class TensorBoardCallback(Callback):
     def _write(self, stats: RunStats) -> None:
         if not self.pending:
             return
-        tf, batch = self._tf, self.pending
+        batch = self.pending
         self.pending = []
 
         def mean(values: list[float]) -> float:
@@ -234,35 +231,8 @@ class TensorBoardCallback(Callback):
             scalars["curriculum/mean_level"] = mean(
                 [float(DIFFICULTIES.index(d)) for d in levels]
             )
-        names = tuple(scalars)
-        if names not in self._emit:
-            self._emit[names] = self._compile(names)
-        self._emit[names](
-            tf.constant(list(scalars.values()), tf.float32),
-            tf.constant(self.first_episode + stats.episodes, tf.int64),
-        )
-
-    def _compile(self, names: tuple[str, ...]) -> Any:
-        """One compiled call that writes every scalar of ``names``.
-
-        Eager ``tf.summary.scalar`` costs about a millisecond of Python per
-        scalar, taken from the workers' interpreter time; compiled, a write of
-        all of them costs a fraction of that.
-        """
-        tf, writer = self._tf, self.writer
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([len(names)], tf.float32),
-                tf.TensorSpec([], tf.int64),
-            ]
-        )
-        def emit(values: Any, step: Any) -> None:
-            with writer.as_default(step=step):
-                for i, name in enumerate(names):
-                    tf.summary.scalar(name, values[i])
-
-        return emit.get_concrete_function()
+        assert self.writer is not None
+        self.writer.scalars(scalars, self.first_episode + stats.episodes)
 
     def on_end(self, stats: RunStats) -> None:
         self._guarded(self._close, stats)
@@ -270,5 +240,4 @@ class TensorBoardCallback(Callback):
     def _close(self, stats: RunStats) -> None:
         self._write(stats)
         assert self.writer is not None
-        self.writer.flush()
         self.writer.close()

@@ -9,6 +9,7 @@ import mathy_a3c
 
 LAYERS = [
     {"config", "types", "policy", "counting", "curriculum", "returns", "quiet"},
+    {"event_file"},
     {"runtime", "interrupts", "envs", "gym_envs", "tasks", "numpy_actor"},
     {"flat_adam", "networks", "losses", "numpy_gradients", "parameter_server"},
     {"checkpoint", "folder"},
