@@ -38,8 +38,10 @@ for an embedding.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -172,9 +174,11 @@ def _rand_vars_in_sorted_order(
     num_vars: int,
     exclude_vars: list[str] | None = None,
     common_variables: bool = False,
+    rng: Any = random,
 ) -> list[str]:
     """``mathy_core.problems.get_rand_vars`` (0.9.5) with the drawn names
-    sorted before they are shuffled.
+    sorted before they are shuffled (with ``rng``, the global ``random``
+    unless given).
 
     The original shuffles ``list(set_of_names)``, whose starting order follows
     string hashing, which Python randomises per process (``PYTHONHASHSEED``):
@@ -196,43 +200,92 @@ def _rand_vars_in_sorted_order(
                 f"Unable to fulfill request for {num_vars} random variables"
             )
     out = sorted(names)
-    random.shuffle(out)
+    rng.shuffle(out)
     return out
+
+
+def _global_draws() -> dict[int, tuple[str, str]]:
+    """``(generator, function)`` by the ``id`` of what a module may hold to
+    draw from a global generator: Python's ``random`` module itself
+    (``random.randint(...)``; function ``""``), or a function of it or of
+    numpy's legacy global generator (``from numpy.random import randint``)."""
+    draws: dict[int, tuple[str, str]] = {id(random): ("python", "")}
+    for kind, module, owner in (
+        ("python", random, random.Random),
+        ("numpy", np.random, np.random.RandomState),
+    ):
+        for name, value in vars(module).items():
+            if isinstance(getattr(value, "__self__", None), owner):
+                draws[id(value)] = (kind, name)
+    return draws
 
 
 class ProblemSeed:
     """A private random stream for problem generation in one worker.
 
-    mathy_envs generates problems with the global ``random`` and
-    ``numpy.random`` generators. :meth:`active` swaps this worker's states into
-    them, under a process-wide lock, for the duration of a ``with`` block, and
-    with them a ``get_rand_vars`` for mathy_core whose result does not depend
-    on string hashing (:func:`_rand_vars_in_sorted_order`), so a seed gives
-    the same problems in every process.
+    mathy_envs and mathy_core generate problems with the global generators:
+    Python's ``random`` module and numpy's legacy one (``from numpy.random
+    import randint``). :meth:`active` points those names, in every loaded
+    mathy_core and mathy_envs module, at this worker's own ``random.Random``
+    and ``numpy.random.RandomState`` for the duration of a ``with`` block,
+    under a process-wide lock, and with them a ``get_rand_vars`` for
+    mathy_core whose result does not depend on string hashing
+    (:func:`_rand_vars_in_sorted_order`), so a seed gives the same problems
+    in every process. The global generators themselves are never read or
+    written (swapping this worker's states into them and back cost 0.2 to 0.5
+    ms a problem, most of it numpy's ``get_state`` and ``set_state``).
     """
 
     _lock = threading.Lock()
+    #: ``(module, name, kind, function)`` of each global draw found in the
+    #: mathy modules, and how many modules were loaded when they were listed.
+    _found: tuple[int, list[tuple[Any, str, str, str]]] = (0, [])
 
     def __init__(self, seed: int) -> None:
-        self._py_state = random.Random(seed).getstate()
-        self._np_state = np.random.RandomState(seed).get_state()
+        self.python = random.Random(seed)
+        self.numpy = np.random.RandomState(seed)
+        self._rand_vars = functools.partial(_rand_vars_in_sorted_order, rng=self.python)
+
+    @classmethod
+    def _draws(cls) -> list[tuple[Any, str, str, str]]:
+        """Where mathy modules hold a global generator (listed again when
+        more modules are loaded)."""
+        loaded, found = cls._found
+        if loaded != len(sys.modules):
+            draws = _global_draws()
+            found = []
+            for module_name, module in list(sys.modules.items()):
+                if module is None or module_name.split(".")[0] not in _MATHY:
+                    continue
+                for name, value in list(vars(module).items()):
+                    kind, function = draws.get(id(value), ("", ""))
+                    if kind:
+                        found.append((module, name, kind, function))
+            cls._found = (len(sys.modules), found)
+        return found
+
+    def _own(self, kind: str, function: str) -> Any:
+        generator = self.python if kind == "python" else self.numpy
+        return getattr(generator, function) if function else generator
 
     @contextmanager
     def active(self) -> Iterator[None]:
         with self._lock:
-            saved_py, saved_np = random.getstate(), np.random.get_state()
+            draws = self._draws()
+            saved = [getattr(module, name) for module, name, _, _ in draws]
             saved_vars = problems.get_rand_vars
-            random.setstate(self._py_state)
-            np.random.set_state(self._np_state)
-            problems.get_rand_vars = _rand_vars_in_sorted_order
+            for module, name, kind, function in draws:
+                setattr(module, name, self._own(kind, function))
+            problems.get_rand_vars = self._rand_vars
             try:
                 yield
             finally:
                 problems.get_rand_vars = saved_vars
-                self._py_state = random.getstate()
-                self._np_state = np.random.get_state()
-                random.setstate(saved_py)
-                np.random.set_state(saved_np)
+                for (module, name, _, _), value in zip(draws, saved, strict=True):
+                    setattr(module, name, value)
+
+
+_MATHY = ("mathy_core", "mathy_envs")
 
 
 def make_env(topic: str) -> MathyEnv:

@@ -338,15 +338,45 @@ def test_problem_seed_leaves_mathy_core_as_it_was():
     assert mathy_core.problems.get_rand_vars is before
 
 
-def test_problem_seed_restores_the_global_generators():
+def test_problem_seed_never_touches_the_global_generators():
     random.seed(123)
     np.random.seed(123)
-    expected = (random.random(), np.random.random())
-    random.seed(123)
-    np.random.seed(123)
-    with ProblemSeed(5).active():
-        random.random(), np.random.random()
-    assert (random.random(), np.random.random()) == expected
+    np.random.standard_normal()  # leaves a cached gaussian in numpy's state
+    before = (random.getstate(), np.random.get_state(legacy=False))
+    expected = (random.random(), np.random.random(), np.random.standard_normal())
+    random.setstate(before[0])
+    np.random.set_state(before[1])
+    task = MathyTask(list(TOPICS), "easy", seed=5)
+    for _ in range(2 * len(TOPICS)):  # every topic draws its problems
+        task.reset()
+    assert random.getstate() == before[0]
+    after = np.random.get_state(legacy=False)
+    assert after["has_gauss"] == before[1]["has_gauss"] == 1
+    np.testing.assert_array_equal(after["state"]["key"], before[1]["state"]["key"])
+    got = (random.random(), np.random.random(), np.random.standard_normal())
+    assert got == expected
+
+
+def test_problem_seed_finds_every_global_draw_of_mathy_and_puts_it_back():
+    from mathy_envs.envs import poly_simplify
+
+    held = (
+        mathy_core.problems.random,
+        poly_simplify.randint,
+        poly_simplify.uniform,
+    )
+    assert held == (random, np.random.randint, np.random.uniform)
+    seed = ProblemSeed(5)
+    with seed.active():
+        assert mathy_core.problems.random is seed.python
+        assert poly_simplify.randint == seed.numpy.randint
+        assert poly_simplify.uniform == seed.numpy.uniform
+    after = (
+        mathy_core.problems.random,
+        poly_simplify.randint,
+        poly_simplify.uniform,
+    )
+    assert all(a is b for a, b in zip(after, held, strict=True))
 
 
 def test_haystack_uses_preferred_commute_and_can_be_won():
