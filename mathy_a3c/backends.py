@@ -92,7 +92,9 @@ class ThreadBackend:
         first_episode: int,
     ) -> None:
         self.stop_event = threading.Event()
-        self.turn = Turn()
+        # One worker takes no turns: it would only hand the interpreter over
+        # to nobody after every update.
+        self.turn = Turn() if config.num_workers > 1 else None
         self.episodes = EpisodeCounter(config.max_eps)
         self.errors: list[tuple[int, BaseException]] = []
         steps = StepCounter()
