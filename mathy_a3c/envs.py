@@ -152,7 +152,9 @@ def stack(observations: list[Any]) -> Any:
 class StepResult(NamedTuple):
     observation: Any
     """The next state's model inputs: an :class:`Observation` for Mathy
-    topics, a ``gym_envs.VectorObservation`` for gym topics."""
+    topics, a ``gym_envs.VectorObservation`` for gym topics; ``None`` where
+    the episode ended and the task skips observing ends
+    (:attr:`MathyTask.observe_ends`)."""
     reward: float
     done: bool
     win: bool
@@ -602,9 +604,16 @@ class MathyTask:
         difficulty: str,
         seed: int,
         offset: int = 0,
+        observe_ends: bool = True,
     ) -> None:
         self.topics = list(topics)
         self.envs = {topic: make_env(topic) for topic in self.topics}
+        #: Whether a step that ends the episode observes the state it ends in
+        #: (``False``: its ``StepResult.observation`` is ``None``). Training
+        #: never reads it, since a Mathy episode never ends by a time limit
+        #: that a return would bootstrap from; skipping it saves one
+        #: observation per episode.
+        self.observe_ends = observe_ends
         self.difficulty = difficulty
         self.args = MathyEnvProblemArgs(difficulty=MathyEnvDifficulty(difficulty))
         #: What the model must know of the task beyond the Observation: nothing
@@ -666,7 +675,9 @@ class MathyTask:
     def step(self, action: int) -> StepResult:
         """Apply a flat action ``rule * MAX_NODES + node``."""
         assert self.state is not None, "call reset() first"
-        return self.take(transition(self.env, self.state, action))
+        return self.take(
+            transition(self.env, self.state, action, observe_end=self.observe_ends)
+        )
 
     def take(self, result: StepResult) -> StepResult:
         """Move to ``result``, a :func:`transition` from the current state
@@ -696,21 +707,26 @@ def won(outcome: TimeStep) -> bool:
     return bool(is_terminal_transition(outcome)) and float(outcome.reward) > 0.0
 
 
-def transition(env: MathyEnv, state: MathyEnvState, action: int) -> StepResult:
+def transition(
+    env: MathyEnv, state: MathyEnvState, action: int, observe_end: bool = True
+) -> StepResult:
     """Apply a flat action ``rule * MAX_NODES + node`` to ``state`` with the
-    environment's own ``get_next_state``; ``state`` itself is not changed."""
+    environment's own ``get_next_state``; ``state`` itself is not changed.
+    With ``observe_end`` False, a step that ends the episode has no
+    observation (``None``)."""
     rule, node = divmod(int(action), MAX_NODES)
     rule_name = env.rules[rule].name
     try:
         after, outcome, _ = env.get_next_state(state, (rule, node))
-        observation = observe(env, after)
+        done = is_terminal_transition(outcome)
+        observation = observe(env, after) if observe_end or not done else None
     except Exception as error:
         # mathy_envs can raise on an action a mask allowed (see the module
         # docstring), and on typed problems its rules were not written for
         # (an equation, arithmetic that overflows): score it as a lost
         # episode, with the error in the report, instead of crashing.
         return StepResult(
-            observation=observe(env, state),
+            observation=observe(env, state) if observe_end else None,
             reward=float(env.get_lose_signal(state)),
             done=True,
             win=False,
@@ -723,7 +739,6 @@ def transition(env: MathyEnv, state: MathyEnvState, action: int) -> StepResult:
             ),
             state=state,
         )
-    done = is_terminal_transition(outcome)
     reward = float(outcome.reward)
     return StepResult(
         observation=observation,

@@ -14,12 +14,19 @@ from .gym_envs import GymSpec, GymTask, gym_spec
 Task = MathyTask | GymTask
 
 
-def make_task(config: A3CConfig, seed: int, offset: int = 0) -> Task:
-    """The task of one worker; ``offset`` staggers the topic rotation."""
+def make_task(
+    config: A3CConfig, seed: int, offset: int = 0, observe_ends: bool = True
+) -> Task:
+    """The task of one worker; ``offset`` staggers the topic rotation; see
+    :attr:`~mathy_a3c.envs.MathyTask.observe_ends` (gym tasks always observe)."""
     if config.is_gym:
         return GymTask(config.topics[0], seed=seed)
     return MathyTask(
-        config.topics, config.difficulty or DIFFICULTIES[0], seed=seed, offset=offset
+        config.topics,
+        config.difficulty or DIFFICULTIES[0],
+        seed=seed,
+        offset=offset,
+        observe_ends=observe_ends,
     )
 
 

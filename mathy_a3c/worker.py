@@ -112,7 +112,10 @@ class Worker:
         problem_seed, action_seed = np.random.SeedSequence(
             [config.seed, worker_id, first_episode]
         ).generate_state(2)
-        self.task = make_task(config, seed=int(problem_seed), offset=worker_id)
+        # A Mathy episode's end never bootstraps: its state is not observed.
+        self.task = make_task(
+            config, seed=int(problem_seed), offset=worker_id, observe_ends=False
+        )
         self.rng = np.random.default_rng(int(action_seed))
         # Its initial weights never count: the global ones replace them.
         # Worker threads of one process share one traced gradient function

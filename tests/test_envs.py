@@ -23,6 +23,7 @@ from mathy_a3c.envs import (
     MAX_NODES,
     NUM_RULES,
     MathyTask,
+    Observation,
     ProblemSeed,
     make_env,
     observe,
@@ -561,3 +562,31 @@ def test_any_text_is_a_problem_error_or_plays_to_the_end(text, seed):
         if result.done:
             break
         observation = result.observation
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_a_task_that_skips_observing_ends_plays_the_same_episodes(topic):
+    rng_a, rng_b = np.random.default_rng(4), np.random.default_rng(4)
+    seen = MathyTask([topic], "easy", seed=2)
+    skips = MathyTask([topic], "easy", seed=2, observe_ends=False)
+    ends = 0
+    for _ in range(6):
+        obs_a, obs_b = seen.reset(), skips.reset()
+        while True:
+            a = seen.step(_random_valid_action(obs_a, rng_a))
+            b = skips.step(_random_valid_action(obs_b, rng_b))
+            assert (a.reward, a.done, a.win, a.expression, a.error) == (
+                b.reward,
+                b.done,
+                b.win,
+                b.expression,
+                b.error,
+            )
+            if a.done:
+                assert isinstance(a.observation, Observation)
+                assert b.observation is None
+                ends += 1
+                break
+            np.testing.assert_array_equal(a.observation.mask, b.observation.mask)
+            obs_a, obs_b = a.observation, b.observation
+    assert ends == 6
