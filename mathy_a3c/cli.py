@@ -14,6 +14,7 @@ checkpoint is kept), 2 bad input, 130 Ctrl-C, 143 SIGTERM (both save first).
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -334,8 +335,13 @@ def _train(
             except ConfigError:  # found when the backend started: nothing ran
                 lock.discard_if_unused()
                 raise
-            except KeyboardInterrupt:
-                sys.exit(130)
+            except KeyboardInterrupt:  # Ctrl-C: stopped, saved, folder released
+                # Exit at once: a second Ctrl-C during the interpreter's own
+                # shutdown (TensorFlow's takes tenths of a second, and resets
+                # the handler) would end the process by SIGINT, not with 130.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(130)
             except WorkerError as error:
                 cause = error.__cause__
                 if cause is not None and not isinstance(cause, FloatingPointError):

@@ -97,7 +97,7 @@ def test_a_second_ctrl_c_does_not_interrupt_the_save(tmp_path):
     try:
         wait_for_episode(proc, " w0 ep ")
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.05)  # an impatient user
+        time.sleep(0.01)  # an impatient user: during the stop and the save
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -162,3 +162,19 @@ def test_ctrl_c_before_training_starts_leaves_no_folder(tmp_path):
     assert "exiting before training started; nothing to save" in err
     assert "Traceback" not in err
     assert not folder.exists()
+
+
+def test_a_second_ctrl_c_after_the_save_still_exits_130(tmp_path):
+    folder = tmp_path / "agent"
+    proc = start_training(folder, *TRAIN, stderr=subprocess.PIPE)
+    try:
+        wait_for_episode(proc, " w0 ep ")
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)  # the save is done; the interpreter is shutting down
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert load_checkpoint(str(folder)).episodes == _saved_episodes(err) >= 1
