@@ -249,14 +249,16 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny, monkey
 
 
 def test_cartpole_return_improves_over_the_untrained_policy(tmp_path):
-    """About 1000 steps of one worker (deterministic for a seed) on CartPole."""
+    """About 1500 steps of one worker on CartPole (the linear learning-rate
+    schedule follows the episodes the main thread has counted, so a run also
+    depends on timing: 40 episodes left the gain at the edge)."""
     from mathy_a3c.evaluation import gym_returns
 
     config = A3CConfig(
         topics=["gym:CartPole-v1"],
         model_dir=str(tmp_path / "cartpole"),
         num_workers=1,
-        max_eps=40,
+        max_eps=60,
         seed=1,
     )
     agent = A3CAgent(config, console=False)
