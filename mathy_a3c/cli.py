@@ -335,10 +335,10 @@ def _train(
             except ConfigError:  # found when the backend started: nothing ran
                 lock.discard_if_unused()
                 raise
-            except KeyboardInterrupt:  # Ctrl-C: stopped, saved, folder released
-                # Exit at once: a second Ctrl-C during the interpreter's own
-                # shutdown (TensorFlow's takes tenths of a second, and resets
-                # the handler) would end the process by SIGINT, not with 130.
+            except KeyboardInterrupt:  # Ctrl-C: the workers stopped, the model saved
+                # Exit at once (the folder's lock, a file lock, goes with the
+                # process): a second Ctrl-C during the interpreter's own
+                # shutdown (tenths of a second) would end it by SIGINT, not 130.
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(130)

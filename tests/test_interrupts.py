@@ -91,18 +91,26 @@ def test_sigterm_saves_stops_every_worker_and_exits_143(tmp_path, backend):
     assert not _gone(workers), "processes outlived the training process"
 
 
-def test_a_second_ctrl_c_does_not_interrupt_the_save(tmp_path):
-    folder = tmp_path / "agent"
+def _ctrl_c_twice(folder, gap_s: float) -> tuple[int, str]:
+    """Ctrl-C a training run, then again ``gap_s`` later: its exit code and
+    stderr."""
     proc = start_training(folder, *TRAIN, stderr=subprocess.PIPE)
     try:
         wait_for_episode(proc, " w0 ep ")
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.01)  # an impatient user: during the stop and the save
+        time.sleep(gap_s)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err[-3000:]
+    return proc.returncode, err
+
+
+def test_a_second_ctrl_c_does_not_interrupt_the_save(tmp_path):
+    folder = tmp_path / "agent"
+    # An impatient user: the second Ctrl-C comes during the stop and the save.
+    code, err = _ctrl_c_twice(folder, 0.01)
+    assert code == 130, err[-3000:]
     assert "SIGINT received again: saving the model to" in err
     assert "is in progress and will not be interrupted; please wait" in err
     assert "Traceback" not in err
@@ -166,15 +174,8 @@ def test_ctrl_c_before_training_starts_leaves_no_folder(tmp_path):
 
 def test_a_second_ctrl_c_after_the_save_still_exits_130(tmp_path):
     folder = tmp_path / "agent"
-    proc = start_training(folder, *TRAIN, stderr=subprocess.PIPE)
-    try:
-        wait_for_episode(proc, " w0 ep ")
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.3)  # the save is done; the interpreter is shutting down
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err[-3000:]
+    # The save is done; the interpreter is shutting down.
+    code, err = _ctrl_c_twice(folder, 0.3)
+    assert code == 130, err[-3000:]
     assert "Traceback" not in err
     assert load_checkpoint(str(folder)).episodes == _saved_episodes(err) >= 1
