@@ -23,6 +23,9 @@ from .policy import MASKED_LOGIT
 
 #: ``(path, start, end, shape)`` of each variable in a flat weight vector.
 Layout = list[tuple[str, int, int, tuple[int, ...]]]
+_ZERO = np.float32(0.0)
+#: The logits of a state with no valid action, [rule][node].
+_ALL_MASKED = np.full((NUM_RULES, MAX_NODES), MASKED_LOGIT, np.float32)
 #: Dilations of the residual convolution stack (see mathy_a3c.networks).
 DILATIONS = (1, 2, 4)
 #: The layers that project each scalar node feature (one-row kernels), in
@@ -154,6 +157,14 @@ class NumpyActor:
             (w[f"conv_{i}/kernel"], w[f"conv_{i}/bias"], dilation)
             for i, dilation in enumerate(DILATIONS)
         ]
+        #: Each convolution's three taps [3, d, d] side by side [d, 3d] (the
+        #: node ``r`` places before, the node, the node ``r`` places after):
+        #: one matrix product per convolution in :meth:`trace`.
+        self.wide_convs = [
+            (np.concatenate(list(kernel), axis=1), bias, dilation)
+            for kernel, bias, dilation in self.convs
+        ]
+
         self.attention = [
             (w[f"attention_{p}/kernel"], w[f"attention_{p}/bias"])
             for p in ("query", "key", "value", "output")
@@ -168,6 +179,8 @@ class NumpyActor:
         self.policy_head = (w["policy_head/kernel"], w["policy_head/bias"])
         self.value_hidden = (w["value_hidden/kernel"], w["value_hidden/bias"])
         self.value_head = (w["value_head/kernel"][:, 0], w["value_head/bias"][0])
+        d = self.embedding.shape[1]
+        self.scale = np.float32(1.0 / np.sqrt(d))
 
     def __call__(self, obs: Any) -> tuple[np.ndarray, float]:
         """Masked logits [ACTION_SIZE] and value for one :class:`Observation`."""
@@ -177,6 +190,8 @@ class NumpyActor:
     def trace(self, obs: Any) -> Trace:
         """The forward pass for one :class:`Observation`, with what it
         computed on the way (see :class:`Trace`)."""
+        # In place wherever a result is not kept: at a few dozen nodes, the
+        # arrays are small and a step's time is the number of numpy calls.
         n = max(1, int(np.count_nonzero(obs.nodes)))
         context_in = np.concatenate([obs.type, obs.time, obs.history])
         context = context_in @ self.context[0] + self.context[1]
@@ -184,45 +199,57 @@ class NumpyActor:
             [obs.values[:n], obs.last[:n], obs.like[:n], obs.factors[:n]]
             + [obs.depth[:n]]
         ).T
-        x = self.embedding[obs.nodes[:n]] + features @ self.projection
+        x = self.embedding[obs.nodes[:n]]
+        x += features @ self.projection
         x += self.value_bias + context
-        np.maximum(x, 0.0, out=x)
+        np.maximum(x, _ZERO, out=x)
         first = x
+        d = x.shape[1]
         convolved = []
-        for kernel, bias, r in self.convs:
+        for kernel, bias, r in self.wide_convs:
             # "same" padding: node i sees nodes i - r, i and i + r (zeros outside).
-            h = x @ kernel[1]
+            taps = x @ kernel
+            h = taps[:, d : 2 * d].copy()
             if r < n:
-                h[r:] += x[: n - r] @ kernel[0]
-                h[: n - r] += x[r:] @ kernel[2]
-            out = np.maximum(h + bias, 0.0)
+                h[r:] += taps[: n - r, :d]
+                h[: n - r] += taps[r:, 2 * d :]
+            h += bias
+            out = np.maximum(h, _ZERO, out=h)
             convolved.append((x, out))
             x = x + out
         attention_in = x
-        d = x.shape[1]
-        qkv = x @ self.qkv[0] + self.qkv[1]
-        scores = (qkv[:, :d] @ qkv[:, d : 2 * d].T) * np.float32(1.0 / np.sqrt(d))
-        weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+        qkv = x @ self.qkv[0]
+        qkv += self.qkv[1]
+        scores = qkv[:, :d] @ qkv[:, d : 2 * d].T
+        scores *= self.scale
+        scores -= scores.max(axis=1, keepdims=True)
+        weights = np.exp(scores, out=scores)
         weights /= weights.sum(axis=1, keepdims=True)
         attended = weights @ qkv[:, 2 * d :]
         wo, bo = self.attention[3]
-        x = x + attended @ wo + bo
-        pooled = x.mean(axis=0)
-        summary = np.maximum(pooled @ self.summary[0] + self.summary[1], 0.0)
+        x = attended @ wo
+        x += attention_in
+        x += bo
+        pooled = x.sum(axis=0)
+        pooled /= n
+        summary = pooled @ self.summary[0]
+        summary += self.summary[1]
+        np.maximum(summary, _ZERO, out=summary)
         hidden_in = x + summary
-        hidden = np.maximum(
-            hidden_in @ self.policy_hidden[0] + self.policy_hidden[1], 0.0
-        )
-        per_node = hidden @ self.policy_head[0] + self.policy_head[1]  # [n, rules]
-        logits = np.full((NUM_RULES, MAX_NODES), MASKED_LOGIT, np.float32)
+        hidden = hidden_in @ self.policy_hidden[0]
+        hidden += self.policy_hidden[1]
+        np.maximum(hidden, _ZERO, out=hidden)
+        per_node = hidden @ self.policy_head[0]  # [n, rules]
+        per_node += self.policy_head[1]
+        logits = _ALL_MASKED.copy()
         logits[:, :n] = per_node.T
         flat = logits.reshape(-1)
         flat[obs.mask <= 0] = MASKED_LOGIT
         peak = hidden.max(axis=0)
         value_in = np.concatenate([pooled, peak, context])
-        value_hidden = np.maximum(
-            value_in @ self.value_hidden[0] + self.value_hidden[1], 0.0
-        )
+        value_hidden = value_in @ self.value_hidden[0]
+        value_hidden += self.value_hidden[1]
+        np.maximum(value_hidden, _ZERO, out=value_hidden)
         value = float(value_hidden @ self.value_head[0] + self.value_head[1])
         return Trace(
             obs,

@@ -82,23 +82,31 @@ class _Places:
     def __init__(self, lengths: list[int]) -> None:
         self.lengths = np.array(lengths)
         self.count = len(lengths)
-        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]])
-        self.total = int(self.lengths.sum())
+        ends = np.cumsum(self.lengths)
+        self.starts = ends - self.lengths
+        self.total = int(ends[-1])
         self.row = np.repeat(np.arange(self.count), self.lengths)
         self.place = np.arange(self.total) - self.starts[self.row]
         self.per_row = self.lengths.astype(_F)[:, None]
-        self.longest = int(self.lengths.max())
+        self.longest = max(lengths)
         #: [T, n]: which places of a state padded to the longest are real.
         self.real = np.arange(self.longest)[None, :] < self.lengths[:, None]
         #: [T, n]: the packed index of each real place (0 for padding).
         self.spread = np.where(
             self.real, self.starts[:, None] + np.arange(self.longest), 0
         )
+        self._made_sides: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _sides(self, r: int) -> tuple[np.ndarray, np.ndarray]:
         """Which nodes have a neighbour ``r`` places before, and after, in
-        their own state."""
-        return self.place >= r, self.place + r < self.lengths[self.row]
+        their own state: two [N, 1] columns of ones and zeros (made once
+        for the forward and the backward pass)."""
+        sides = self._made_sides.get(r)
+        if sides is None:
+            before = (self.place >= r).astype(_F)[:, None]
+            after = (self.place + r < self.lengths[self.row]).astype(_F)[:, None]
+            sides = self._made_sides[r] = before, after
+        return sides
 
     def around(self, x: np.ndarray, r: int) -> np.ndarray:
         """[N, 3d]: each node's neighbours ``r`` places before and after it in
@@ -109,8 +117,8 @@ class _Places:
         out[:, d : 2 * d] = x
         if r < self.total:
             before, after = self._sides(r)
-            out[r:, :d] = x[:-r] * before[r:, None]
-            out[:-r, 2 * d :] = x[r:] * after[:-r, None]
+            np.multiply(x[:-r], before[r:], out=out[r:, :d])
+            np.multiply(x[r:], after[:-r], out=out[:-r, 2 * d :])
         return out
 
     def around_gradient(self, g: np.ndarray, r: int) -> np.ndarray:
@@ -120,8 +128,8 @@ class _Places:
         out = g[:, d : 2 * d].copy()
         if r < self.total:
             before, after = self._sides(r)
-            out[:-r] += g[r:, :d] * before[r:, None]
-            out[r:] += g[:-r, 2 * d :] * after[:-r, None]
+            out[:-r] += g[r:, :d] * before[r:]
+            out[r:] += g[:-r, 2 * d :] * after[:-r]
         return out
 
 
@@ -176,6 +184,8 @@ class NumpyGradients:
         self.value_coef = _F(value_coef)
         self.entropy_coef = _F(entropy_coef)
         self.max_grad_norm = max_grad_norm
+        # Every call writes all of it: reused, it stays in the cache.
+        self._grads = _Grads(layout, self.size)
 
     def __call__(
         self,
@@ -187,7 +197,8 @@ class NumpyGradients:
     ) -> tuple[LossTerms, np.ndarray]:
         """The loss terms of a rollout (its :class:`~mathy_a3c.envs.Observation`
         list, the actions taken, their advantages and returns) and the
-        gradient of its total, clipped to ``max_grad_norm``, as a flat vector."""
+        gradient of its total, clipped to ``max_grad_norm``, as a flat vector:
+        this object's own, which its next call overwrites."""
         w = self._weights(flat_weights)
         return self._backward(
             w, self._forward(w, observations), actions, advantages, returns
@@ -303,7 +314,9 @@ class NumpyGradients:
             x = np.concatenate([t.convolved[i][0] for t in traces])
             h = np.concatenate([t.convolved[i][1] for t in traces])
             convolutions.append((at.around(x, r), h))
-        q, k, v = np.split(packed("qkv"), 3, axis=1)
+        qkv = packed("qkv")
+        d = qkv.shape[1] // 3
+        q, k, v = qkv[:, :d], qkv[:, d : 2 * d], qkv[:, 2 * d :]
         weights = np.zeros((at.count, at.longest, at.longest), dtype=_F)
         for state, (t, n) in enumerate(zip(traces, at.lengths, strict=True)):
             weights[state, :n, :n] = t.weights
@@ -354,13 +367,15 @@ class NumpyGradients:
         total_exp = exp.sum(axis=1, keepdims=True)
         log_probs = shifted - np.log(total_exp)
         probs = exp / total_exp
-        entropy = -np.where(masks, probs * log_probs, _F(0.0)).sum(axis=1)
+        # A masked action's probability is exactly 0 (its logit is
+        # MASKED_LOGIT), and its log-probability finite: its terms are 0.
+        entropy = -(probs * log_probs).sum(axis=1)
         taken = np.arange(count), np.asarray(actions)
         advantages = np.asarray(advantages, dtype=_F)
         returns = np.asarray(returns, dtype=_F)
-        policy_loss = -np.mean(log_probs[taken] * advantages)
-        value_loss = np.mean(np.square(returns - value))
-        entropy_mean = np.mean(entropy)
+        policy_loss = -(log_probs[taken] * advantages).sum() / count
+        value_loss = np.square(returns - value).sum() / count
+        entropy_mean = entropy.sum() / count
         total = policy_loss + self.value_coef * value_loss
         total -= self.entropy_coef * entropy_mean
 
@@ -370,19 +385,19 @@ class NumpyGradients:
         chosen = np.zeros_like(probs)
         chosen[taken] = 1.0
         g_logits = -advantages[:, None] * (chosen - probs)
-        g_logits -= self.entropy_coef * (
-            -probs * (np.where(masks, log_probs, _F(0.0)) + entropy[:, None])
-        )
+        g_logits -= self.entropy_coef * (-probs * (log_probs + entropy[:, None]))
         g_logits *= masks / _F(count)
         g_per_node = g_logits.reshape(count, NUM_RULES, MAX_NODES)[row, :, place]
         g_value = (2.0 * self.value_coef / count) * (value - returns)
 
-        grads = _Grads(self.layout, self.size)
+        grads = self._grads
         g_value_hidden = grads.dense(
             "value_head", f.value_hidden, g_value[:, None], w
         ) * (f.value_hidden > 0)
         g_value_in = grads.dense("value_hidden", f.value_in, g_value_hidden, w)
-        g_pooled, g_peak, g_context = np.split(g_value_in, 3, axis=1)
+        g_pooled = g_value_in[:, :d]
+        g_peak = g_value_in[:, d : 2 * d]
+        g_context = g_value_in[:, 2 * d :]
         hidden = f.hidden
         g_hidden = grads.dense("policy_head", hidden, g_per_node, w)
         tied = hidden == f.peak[row]
@@ -411,14 +426,14 @@ class NumpyGradients:
             part = slice(i * d, (i + 1) * d)
             grads.by_path[f"{name}/kernel"][...] = g_qkv_kernel[:, part]
             grads.by_path[f"{name}/bias"][...] = g_qkv_bias[part]
-        g_x = g_x + g_qkv @ _qkv_kernel(w).T
+        g_x += g_qkv @ _qkv_kernel(w).T
         for i in reversed(range(len(DILATIONS))):
             around, h = f.convolutions[i]
             g_h = g_x * (h > 0)
             kernel = w[f"conv_{i}/kernel"].reshape(3 * d, d)
             grads.by_path[f"conv_{i}/kernel"][...] = (around.T @ g_h).reshape(3, d, d)
             grads.by_path[f"conv_{i}/bias"][...] = g_h.sum(0)
-            g_x = g_x + at.around_gradient(g_h @ kernel.T, DILATIONS[i])
+            g_x += at.around_gradient(g_h @ kernel.T, DILATIONS[i])
         g_first = g_x * (f.first > 0)
         g_context = g_context + np.add.reduceat(g_first, starts, axis=0)
         grads.dense("context", f.context_in, g_context, w)
