@@ -24,6 +24,7 @@ from .policy import MASKED_LOGIT
 #: ``(path, start, end, shape)`` of each variable in a flat weight vector.
 Layout = list[tuple[str, int, int, tuple[int, ...]]]
 _ZERO = np.float32(0.0)
+_MASKED = np.float32(MASKED_LOGIT)
 #: The logits of a state with no valid action, [rule][node].
 _ALL_MASKED = np.full((NUM_RULES, MAX_NODES), MASKED_LOGIT, np.float32)
 #: Dilations of the residual convolution stack (see mathy_a3c.networks).
@@ -241,10 +242,10 @@ class NumpyActor:
         np.maximum(hidden, _ZERO, out=hidden)
         per_node = hidden @ self.policy_head[0]  # [n, rules]
         per_node += self.policy_head[1]
-        logits = _ALL_MASKED.copy()
-        logits[:, :n] = per_node.T
+        logits = _ALL_MASKED.copy()  # no action on a node beyond the n
+        valid = obs.mask.reshape(NUM_RULES, MAX_NODES)[:, :n] > 0
+        logits[:, :n] = np.where(valid, per_node.T, _MASKED)
         flat = logits.reshape(-1)
-        flat[obs.mask <= 0] = MASKED_LOGIT
         peak = hidden.max(axis=0)
         value_in = np.concatenate([pooled, peak, context])
         value_hidden = value_in @ self.value_hidden[0]

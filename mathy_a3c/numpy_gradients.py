@@ -360,17 +360,22 @@ class NumpyGradients:
         """The loss terms of a forward pass and their clipped gradient."""
         at, d = f.at, f.first.shape[1]
         count, row, place, starts = at.count, at.row, at.place, at.starts
-        masks, logits, value = f.masks, f.logits, f.value
+        value = f.value
         # ------------------------------------------------------------ loss
-        shifted = logits - logits.max(axis=1, keepdims=True)
+        # Over [T, rules, n], n the longest state's nodes: every action on a
+        # node beyond is masked in every state (probability exactly 0).
+        grid = (count, NUM_RULES, MAX_NODES)
+        logits = f.logits.reshape(grid)[:, :, : at.longest]
+        masks = f.masks.reshape(grid)[:, :, : at.longest]
+        shifted = logits - logits.max(axis=(1, 2), keepdims=True)
         exp = np.exp(shifted)
-        total_exp = exp.sum(axis=1, keepdims=True)
+        total_exp = exp.sum(axis=(1, 2), keepdims=True)
         log_probs = shifted - np.log(total_exp)
         probs = exp / total_exp
         # A masked action's probability is exactly 0 (its logit is
         # MASKED_LOGIT), and its log-probability finite: its terms are 0.
-        entropy = -(probs * log_probs).sum(axis=1)
-        taken = np.arange(count), np.asarray(actions)
+        entropy = -(probs * log_probs).sum(axis=(1, 2))
+        taken = (np.arange(count), *np.divmod(np.asarray(actions), MAX_NODES))
         advantages = np.asarray(advantages, dtype=_F)
         returns = np.asarray(returns, dtype=_F)
         policy_loss = -(log_probs[taken] * advantages).sum() / count
@@ -384,10 +389,10 @@ class NumpyGradients:
         # the entropy's -p (log p + H), for valid actions only.
         chosen = np.zeros_like(probs)
         chosen[taken] = 1.0
-        g_logits = -advantages[:, None] * (chosen - probs)
-        g_logits -= self.entropy_coef * (-probs * (log_probs + entropy[:, None]))
+        g_logits = -advantages[:, None, None] * (chosen - probs)
+        g_logits -= self.entropy_coef * (-probs * (log_probs + entropy[:, None, None]))
         g_logits *= masks / _F(count)
-        g_per_node = g_logits.reshape(count, NUM_RULES, MAX_NODES)[row, :, place]
+        g_per_node = g_logits[row, :, place]
         g_value = (2.0 * self.value_coef / count) * (value - returns)
 
         grads = self._grads

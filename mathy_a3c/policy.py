@@ -16,13 +16,15 @@ MASKED_LOGIT = -1e9
 def sample_action(
     logits: np.ndarray, mask: np.ndarray, rng: np.random.Generator
 ) -> int:
-    """Draw an action from the masked softmax, looking at valid actions only."""
+    """Draw an action from the masked softmax, looking at valid actions only.
+
+    The Gumbel-max trick: the valid action whose logit plus independent
+    Gumbel noise is largest is a draw from their softmax (no exponentials,
+    no normalisation: a few numpy calls where a step costs a fraction of a
+    millisecond)."""
     valid = np.flatnonzero(mask)
-    z = logits[valid].astype(np.float64)
-    p = np.exp(z - z.max())
-    cdf = np.cumsum(p)
-    pick = int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"))
-    return int(valid[min(pick, len(valid) - 1)])
+    noisy = logits[valid] + rng.gumbel(size=len(valid))
+    return int(valid[np.argmax(noisy)])
 
 
 def masked_probabilities(logits: np.ndarray) -> np.ndarray:
