@@ -342,7 +342,10 @@ class ActorCritic:
 
     # Flat float32 vectors: one array per message for the remote backends.
     def flat_gradients(self) -> np.ndarray:
-        """The last :meth:`run_gradients` result as one float32 vector."""
+        """The last gradients (:meth:`run_gradients` or
+        :meth:`numpy_gradients`) as one float32 vector; numpy's is this
+        model's own buffer, which the next :meth:`numpy_gradients` call
+        overwrites (copy it to keep it)."""
         if self._last_flat_grads is None:
             raise RuntimeError("flat_gradients() before compute_gradients()")
         if isinstance(self._last_flat_grads, np.ndarray):
