@@ -121,13 +121,12 @@ def main() -> None:
             rewards, values, 0.0, config.gamma, config.gae_lambda
         )
         updates.append((traced, actions, advantages, returns))
+    logits = [t.logits for traced, *_ in updates for t in traced]
 
     def gradients() -> int:
         for traced, actions, advantages, returns in updates:
             net.numpy_gradients(traced, actions, advantages, returns)
         return len(updates)
-
-    logits = [actor.trace(o).logits for o in observations]
 
     def samples() -> int:
         for row, observation in zip(logits, observations, strict=True):
@@ -142,8 +141,6 @@ def main() -> None:
             adam.apply(gradient)
         return 200
 
-    memory = np.ones(256 * 2**20, np.float32)  # 1 GiB
-
     result: dict[str, Any] = {
         "benchmark": "parts",
         "topic": args.topic,
@@ -156,6 +153,7 @@ def main() -> None:
         "sample_us": round(median_time(samples, args.repeats) * 1e6, 2),
         "adam_ms": round(median_time(adam_steps, args.repeats) * 1e3, 3),
     }
+    memory = np.ones(256 * 2**20, np.float32)  # 1 GiB
     cold = []
     for _ in range(args.repeats * 4):
         memory[::16] += 1.0  # touch every cache line of the GiB

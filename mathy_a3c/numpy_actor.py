@@ -191,8 +191,8 @@ class NumpyActor:
     def trace(self, obs: Any) -> Trace:
         """The forward pass for one :class:`Observation`, with what it
         computed on the way (see :class:`Trace`)."""
-        # In place wherever a result is not kept: at a few dozen nodes, the
-        # arrays are small and a step's time is the number of numpy calls.
+        # In place wherever a result is not kept: at a few dozen nodes the
+        # arrays are small, and every numpy call and new array counts.
         n = max(1, int(np.count_nonzero(obs.nodes)))
         context_in = np.concatenate([obs.type, obs.time, obs.history])
         context = context_in @ self.context[0] + self.context[1]
@@ -242,7 +242,7 @@ class NumpyActor:
         np.maximum(hidden, _ZERO, out=hidden)
         per_node = hidden @ self.policy_head[0]  # [n, rules]
         per_node += self.policy_head[1]
-        logits = _ALL_MASKED.copy()  # no action on a node beyond the n
+        logits = _ALL_MASKED.copy()  # node places beyond the n stay masked
         valid = obs.mask.reshape(NUM_RULES, MAX_NODES)[:, :n] > 0
         logits[:, :n] = np.where(valid, per_node.T, _MASKED)
         flat = logits.reshape(-1)

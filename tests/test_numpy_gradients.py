@@ -119,3 +119,18 @@ def test_a_gradient_needs_no_model_only_its_layout():
     expected = net.compute_gradients(stack(rollout[0]), *rollout[1:])
     np.testing.assert_allclose(terms, expected, rtol=2e-5, atol=1e-6)
     np.testing.assert_allclose(gradient, net.flat_gradients(), atol=1e-6)
+
+
+def test_a_reused_gradient_vector_keeps_nothing_of_the_last_call():
+    """The returned vector is the object's own, written anew by every call:
+    after another rollout's gradient it holds exactly a fresh object's."""
+    net = ActorCritic(model_size=8, seed=12)
+    flat = _perturbed(net, seed=13)
+    first, second = _rollouts(net, "poly", "easy", count=2, length=5, seed=14)
+    reused = NumpyGradients(net.layout, 0.5, 0.01, 0.5)
+    _, before = reused(flat, *first)
+    before[:] = np.nan  # whatever a call leaves unwritten would stay NaN
+    _, after = reused(flat, *second)
+    _, fresh = NumpyGradients(net.layout, 0.5, 0.01, 0.5)(flat, *second)
+    assert after is before  # the same vector ...
+    np.testing.assert_array_equal(after, fresh)  # ... holding only this call's
