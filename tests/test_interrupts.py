@@ -106,15 +106,52 @@ def _ctrl_c_twice(folder, gap_s: float) -> tuple[int, str]:
     return proc.returncode, err
 
 
+def _ctrl_c_during_the_save(folder) -> tuple[int, str]:
+    """Ctrl-C a training run, wait until it says it is stopping, then Ctrl-C it
+    again and again until it ends: its exit code and stderr.
+
+    Two signals that arrive before the handler has run for the first are one
+    signal (the kernel and Python keep one pending flag per signal), so the
+    second Ctrl-C is sent only once the first one's message is out. The stop
+    and the save take 5-30 ms here; repeating the signal puts one inside them
+    even when this process is slow to be scheduled."""
+    proc = start_training(folder, *TRAIN, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    try:
+        wait_for_episode(proc, " w0 ep ")
+        proc.send_signal(signal.SIGINT)
+        err = ""
+        for line in proc.stderr:
+            err += line
+            if "SIGINT received: stopping" in line:
+                break
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.002)
+        err += proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+    return proc.returncode, err
+
+
 def test_a_second_ctrl_c_does_not_interrupt_the_save(tmp_path):
-    folder = tmp_path / "agent"
-    # An impatient user: the second Ctrl-C comes during the stop and the save.
-    code, err = _ctrl_c_twice(folder, 0.01)
-    assert code == 130, err[-3000:]
-    assert "SIGINT received again: saving the model to" in err
-    assert "is in progress and will not be interrupted; please wait" in err
-    assert "Traceback" not in err
-    assert load_checkpoint(str(folder)).episodes == _saved_episodes(err) >= 1
+    # An impatient user: more Ctrl-Cs come during the stop and the save. A
+    # run can, rarely, finish its save before any of them lands (this test
+    # process was not scheduled in time): then it is tried again, up to three
+    # times; every attempt must still exit 130 with the model saved.
+    again = []
+    for attempt in range(3):
+        folder = tmp_path / f"agent{attempt}"
+        code, err = _ctrl_c_during_the_save(folder)
+        assert code == 130, err[-3000:]
+        assert "Traceback" not in err
+        assert load_checkpoint(str(folder)).episodes == _saved_episodes(err) >= 1
+        again.append("SIGINT received again: saving the model to" in err)
+        if again[-1]:
+            assert "is in progress and will not be interrupted; please wait" in err
+            break
+    assert any(again), err[-3000:]
 
 
 def test_sigterm_to_the_group_while_workers_import_tensorflow_leaves_none(tmp_path):
