@@ -249,17 +249,20 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny, monkey
 
 
 def test_cartpole_return_improves_over_the_untrained_policy(tmp_path):
-    """About 1500 steps of one worker on CartPole (the linear learning-rate
-    schedule follows the episodes the main thread has counted, so a run also
-    depends on timing: 40 episodes left the gain at the edge)."""
+    """About 1200 steps of one worker on CartPole. The learning rate is
+    constant: the linear schedule follows the episodes the main thread has
+    counted, which made the run depend on timing (CI once saw 2072 steps
+    where 60 episodes usually took 1500); with one worker and a constant
+    rate, the run is the same every time."""
     from mathy_a3c.evaluation import gym_returns
 
     config = A3CConfig(
         topics=["gym:CartPole-v1"],
         model_dir=str(tmp_path / "cartpole"),
         num_workers=1,
-        max_eps=60,
+        max_eps=40,
         seed=1,
+        lr_schedule="constant",
     )
     agent = A3CAgent(config, console=False)
 
