@@ -14,7 +14,11 @@ poly-easy update has in training), then times, each in a loop:
 * ``adam_ms`` and ``adam_cold_ms``: one Adam step of the global model
   (``FlatAdam.apply``), with its state in the cache, and after a pass over
   1 GB that takes it out (what training sees: its state waits for the next
-  update in memory).
+  update in memory);
+* ``adam_subnormal_ms``: the same step when 14% of the first moments are
+  subnormal (below 1.2e-38) and their gradients 0, as after 2,000 poly
+  updates before ``FlatAdam`` dropped negligible moments: what x86's slow
+  arithmetic on subnormal numbers costs (``adam_subnormal_vs_adam``).
 
 Each figure is the median of ``--repeats`` loops. In training every part is
 slower than here (its data is no longer in the cache after the
@@ -161,9 +165,44 @@ def main() -> None:
         adam.apply(gradient)
         cold.append(time.perf_counter() - start)
     result["adam_cold_ms"] = round(float(np.median(cold)) * 1e3, 3)
-    for key in ("trace_us", "gradient_ms", "sample_us", "adam_ms", "adam_cold_ms"):
-        print(f"{key:<14} {result[key]}")
+    result["adam_subnormal_ms"] = round(subnormal_adam_s(adam, rng, args) * 1e3, 3)
+    result["adam_subnormal_vs_adam"] = round(
+        result["adam_subnormal_ms"] / result["adam_ms"], 2
+    )
+    for key in (
+        "trace_us",
+        "gradient_ms",
+        "sample_us",
+        "adam_ms",
+        "adam_cold_ms",
+        "adam_subnormal_ms",
+    ):
+        print(f"{key:<18} {result[key]}")
     print(json.dumps(result))
+
+
+def subnormal_adam_s(adam: FlatAdam, rng: Any, args: argparse.Namespace) -> float:
+    """Seconds for one Adam step with 14% of the first moments subnormal and
+    their gradients 0 (the state restored before every step, the moments
+    never dropped: no step count is a multiple of 16 here)."""
+    part = slice(0, adam.weights.size * 14 // 100)
+    gradient = rng.normal(0.0, 0.01, adam.weights.size).astype(np.float32)
+    gradient[part] = 0.0
+    tiny = float(np.finfo(np.float32).tiny)
+    momentum = adam.momentum.copy()
+    # Spread over the subnormal range, as a moment decaying by 0.9 a step is.
+    momentum[part] = np.exp(rng.uniform(np.log(2e-45), np.log(tiny), part.stop))
+    velocity = adam.velocity.copy()
+    saved = adam.weights.copy(), adam.count[0]
+    times = []
+    for _ in range(args.repeats * 20):
+        adam.momentum[...] = momentum
+        adam.velocity[...] = velocity
+        adam.weights[...], adam.count[0] = saved[0], 1  # step 2: no drop
+        start = time.perf_counter()
+        adam.apply(gradient)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 if __name__ == "__main__":

@@ -11,11 +11,26 @@ formulas, same float32 arithmetic; ``tests/test_flat_adam.py`` pins it to
 Keras through Keras' public API). Its state is this library's own: the
 checkpoint stores the weights and both moments by variable path, and the
 step count (:mod:`mathy_a3c.checkpoint`).
+
+Every 16 steps, moments below 1e-30 are set to 0. The first moment of a
+weight whose gradient has become 0 shrinks by ``beta_1`` each step, and on
+its way to 0 spends about 150 steps below float32's smallest normal number
+(1.2e-38), where x86 CPUs take up to a hundred times longer on arithmetic:
+after 2,000 updates on poly, 14% of the first moments were there, and Adam
+took twice as long. (TensorFlow's CPU kernels avoid it by running with
+flush-to-zero, a CPU setting numpy leaves alone.) A moment below 1e-30 moves
+its weight by less than ``learning_rate * 1e-23``, nothing in float32, and
+in 16 steps it cannot shrink into that range: the first moment by 0.9 a
+step, the second by 0.999.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+#: Moments below this are set to 0 every ``_FLUSH_EVERY`` steps (module doc).
+_NEGLIGIBLE = np.float32(1e-30)
+_FLUSH_EVERY = 16
 
 
 class FlatAdam:
@@ -50,6 +65,7 @@ class FlatAdam:
         self.epsilon = np.float32(epsilon)
         self._scratch = np.empty_like(self.weights)
         self._step = np.empty_like(self.weights)
+        self._small = np.empty(self.weights.shape, bool)
 
     @classmethod
     def fresh(cls, weights: np.ndarray, learning_rate: float) -> FlatAdam:
@@ -106,4 +122,15 @@ class FlatAdam:
         update /= tmp
         self.weights -= update
         self.count[0] += 1
+        if self.iterations % _FLUSH_EVERY == 0:
+            self._drop_negligible_moments()
         return self.weights.copy()
+
+    def _drop_negligible_moments(self) -> None:
+        """Set moments below ``_NEGLIGIBLE`` to 0, by masked copies (no
+        arithmetic on them)."""
+        np.abs(self.momentum, out=self._step)
+        np.less(self._step, _NEGLIGIBLE, out=self._small)
+        np.copyto(self.momentum, 0.0, where=self._small)
+        np.less(self.velocity, _NEGLIGIBLE, out=self._small)  # never negative
+        np.copyto(self.velocity, 0.0, where=self._small)

@@ -59,3 +59,34 @@ def test_flat_adam_scales_its_step_by_the_learning_rate_factor():
     np.testing.assert_array_equal(frozen.apply(grads[2], lr_scale=0.0), before)
     np.testing.assert_array_equal(frozen.momentum, full.momentum)  # moments move
     assert not np.array_equal(before, start)
+
+
+def test_negligible_moments_become_zero_before_they_are_subnormal():
+    """Half the weights stop getting gradients after 10 steps: their first
+    moments shrink by 0.9 a step toward float32's subnormal range (slow
+    arithmetic). Dropped below 1e-30 every 16 steps, no moment ever gets
+    there, and every weight is what Adam without the drop gives."""
+    rng = np.random.default_rng(0)
+    size = 4096
+    weights = rng.normal(0.0, 0.1, size).astype(np.float32)
+    dropping = FlatAdam.fresh(weights, learning_rate=1e-3)
+    keeping = FlatAdam.fresh(weights, learning_rate=1e-3)
+    keeping._drop_negligible_moments = lambda: None  # type: ignore[method-assign]
+
+    tiny = np.finfo(np.float32).tiny
+
+    def subnormal(moment):
+        return bool(np.any((moment != 0) & (np.abs(moment) < tiny)))
+
+    kept_subnormal = False
+    for step in range(1200):
+        gradient = rng.normal(0.0, 1e-3, size).astype(np.float32)
+        if step >= 10:
+            gradient[: size // 2] = 0.0
+        dropping.apply(gradient)
+        keeping.apply(gradient)
+        assert not subnormal(dropping.momentum) and not subnormal(dropping.velocity)
+        kept_subnormal |= subnormal(keeping.momentum)
+        np.testing.assert_array_equal(dropping.weights, keeping.weights)
+    assert kept_subnormal  # without the drop, the moments do get there
+    assert np.all(dropping.momentum[: size // 2] == 0.0)
