@@ -1,12 +1,14 @@
 """The interpreter's turn: worker threads of one process run Python one at a time.
 
 A worker thread holds the turn while it runs Python (acting, stepping its
-environment, computing and applying its update) and gives it up after each
-update, so that the threads take turns update by update, and while
-TensorFlow computes a gym network's gradients, which needs no interpreter.
-Left to the GIL alone, the threads would hand the interpreter back and
-forth at every numpy call large enough to release it (acting took 1.0-1.5
-ms a step that way, 0.3 ms with turns).
+environment, computing and applying its update). It gives the turn up
+between two updates once it has held it for :data:`QUANTUM_S` (a few
+updates in a row: each hand-over costs a wake-up of the other thread and
+moves the interpreter's shared objects to its CPU's cache), and always while
+it sleeps (``worker_wait``) or TensorFlow computes a gym network's gradients,
+which needs no interpreter. Left to the GIL alone, the threads would hand the
+interpreter back and forth at every numpy call large enough to release it
+(acting took 1.0-1.5 ms a step that way, 0.3 ms with turns).
 
 Threads are never pinned to CPUs: the operating system places them, so two
 runs side by side (a seed sweep) share the machine's cores as it sees fit.
@@ -19,12 +21,21 @@ import threading
 import time
 from collections.abc import Iterator
 
+#: Seconds a worker keeps the turn across updates before it passes it on
+#: (:meth:`Turn.between_updates`). Two threads on poly easy ran 1.05x as
+#: fast (median of five rounds) with 20 ms as with a hand-over after every
+#: update, which comes about every 5 ms (docs/benchmarks.md).
+QUANTUM_S = 0.02
+
 
 class Turn:
     """Held by the one worker thread that runs Python (see the module doc)."""
 
-    def __init__(self) -> None:
+    def __init__(self, quantum_s: float = QUANTUM_S) -> None:
         self._lock = threading.Lock()
+        self.quantum_s = quantum_s
+        #: When the current holder took the turn (``time.perf_counter``).
+        self._since = 0.0
 
     def locked(self) -> bool:
         return self._lock.locked()
@@ -33,6 +44,7 @@ class Turn:
     def held(self) -> Iterator[None]:
         """Hold the turn for a worker's whole run (given up in :meth:`away`)."""
         with self._lock:
+            self._since = time.perf_counter()
             yield
 
     @contextlib.contextmanager
@@ -48,3 +60,11 @@ class Turn:
             yield
         finally:
             self._lock.acquire()
+            self._since = time.perf_counter()
+
+    def between_updates(self) -> None:
+        """Called by the holder after an update: let a waiting worker take
+        its turn once this one has held it for ``quantum_s``."""
+        if time.perf_counter() - self._since >= self.quantum_s:
+            with self.away():
+                pass

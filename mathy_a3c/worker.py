@@ -10,9 +10,9 @@ to two narrow interfaces:
   remote one may run on another machine).
 
 Worker threads of one process also share a :class:`~mathy_a3c.turn.Turn`:
-a worker holds it while it runs Python, and gives it up after each update
-(so the threads take turns, update by update), while it sleeps, and while
-TensorFlow computes a gym network's gradients.
+a worker holds it while it runs Python, and gives it up between updates once
+it has held it for 20 ms (so the threads take turns, a few updates each),
+while it sleeps, and while TensorFlow computes a gym network's gradients.
 """
 
 from __future__ import annotations
@@ -267,8 +267,8 @@ class Worker:
                 f"{terms.grad_norm}; the global model was not updated"
             )
         self._refresh(self.learner.update(self.local))
-        with self._away():  # the other worker threads take their turns
-            pass
+        if self.turn is not None:  # the other worker threads take their turns
+            self.turn.between_updates()
         return terms
 
     def _refresh(self, weights: np.ndarray | None) -> None:

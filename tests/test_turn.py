@@ -1,6 +1,8 @@
 """The turn: one worker thread runs Python at a time; no thread is pinned."""
 
+import contextlib
 import threading
+import time
 
 import pytest
 
@@ -18,6 +20,46 @@ def test_the_turn_is_held_except_away_and_given_back_on_errors():
             raise RuntimeError("boom")
         assert turn.locked()  # taken back before the error goes on
     assert not turn.locked()
+
+
+def test_between_updates_the_turn_is_passed_on_only_after_its_quantum():
+    turn = Turn(quantum_s=0.2)
+    passed = []
+    turn.away = lambda: _logged(passed)  # type: ignore[method-assign]
+    with turn.held():
+        turn.between_updates()  # just taken
+        assert passed == []
+        time.sleep(0.25)
+        turn.between_updates()  # held longer than its quantum
+        assert passed == ["away"]
+    turn = Turn(quantum_s=0.2)
+    with turn.held():
+        time.sleep(0.25)
+        with turn.away():  # taken back: the quantum starts again
+            pass
+        turn.away = lambda: _logged(passed)  # type: ignore[method-assign]
+        turn.between_updates()
+        assert passed == ["away"]
+
+
+def _logged(log):
+    log.append("away")
+    return contextlib.nullcontext()
+
+
+def test_with_no_quantum_a_waiting_thread_gets_the_turn_after_each_update():
+    turn = Turn(quantum_s=0.0)
+    order = []
+    with turn.held():
+        other = threading.Thread(target=lambda: _hold_and_log(turn, order))
+        other.start()
+        other.join(timeout=0.2)
+        assert other.is_alive()
+        order.append("first update")
+        turn.between_updates()
+        other.join(timeout=10)
+        assert not other.is_alive()
+    assert order == ["first update", "second held"]
 
 
 def test_a_thread_waits_for_the_turn_while_another_holds_it():

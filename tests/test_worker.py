@@ -71,7 +71,7 @@ def test_a_worker_holds_the_turn_except_while_tensorflow_computes(
     from mathy_a3c.turn import Turn
 
     worker, learner, reporter = _worker(tmp_path, topics=[topic])
-    worker.turn = turn = Turn()
+    worker.turn = turn = Turn(quantum_s=0.0)  # passed on after every update
     held: dict[str, list[bool]] = {
         "step": [],
         "numpy": [],
@@ -98,7 +98,8 @@ def test_a_worker_holds_the_turn_except_while_tensorflow_computes(
     monkeypatch.setattr(turn, "away", spy("away", away))
     worker.run()
     assert len(reporter.episodes) == 4
-    # ... and gives it up after every update, whichever way it computed it.
+    # ... and, with no quantum, gives it up after every update, whichever way
+    # it computed it.
     assert len(held["away"]) >= len(held["update"])
     assert held["step"] and all(held["step"])
     assert held["update"] and all(held["update"])  # one update at a time
@@ -110,6 +111,28 @@ def test_a_worker_holds_the_turn_except_while_tensorflow_computes(
         assert held["prepare"] and all(held["prepare"])  # numpy -> tensors
         assert held["tensorflow"] and not any(held["tensorflow"])
     assert not turn.locked()  # given back when the worker is done
+
+
+def test_a_worker_keeps_the_turn_across_updates_for_its_quantum(tmp_path, monkeypatch):
+    from mathy_a3c.turn import Turn
+
+    worker, learner, reporter = _worker(tmp_path)
+    worker.turn = turn = Turn(quantum_s=3600.0)
+    updates, aways = [], []
+    monkeypatch.setattr(learner, "update", _counting(updates, learner.update))
+    monkeypatch.setattr(turn, "away", _counting(aways, turn.away))
+    worker.run()
+    assert len(reporter.episodes) == 4 and updates
+    assert not aways  # never held an hour, so never passed on
+    assert not turn.locked()
+
+
+def _counting(calls, target):
+    def call(*args, **kwargs):
+        calls.append(1)
+        return target(*args, **kwargs)
+
+    return call
 
 
 def test_a_failing_worker_gives_the_turn_back(tmp_path, monkeypatch):
