@@ -23,6 +23,11 @@ one core's caches between N workers' models and environments costs (the
 ``episode`` and ``update`` phases then include the wait for the turn, and
 the ceilings are left out).
 
+It also times the garbage collector (``gc.callbacks``) from the first
+finished episode on: ``collector_share`` is its share of that time (every
+worker waits while it runs; mathy_core's expression trees are cycles that
+only the collector frees).
+
 The last line printed is one JSON object.
 """
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import gc
 import json
 import os
 import sys
@@ -83,6 +89,29 @@ def timed(original: Callable[..., Any], label: str) -> Callable[..., Any]:
     return wrapper
 
 
+class Collector:
+    """The garbage collector's time, from the first finished episode on."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.spent = 0.0
+        self.passes = 0
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if self.since is None:
+            return
+        if phase == "start":
+            self._start = time.perf_counter()
+        elif self._start:
+            self.spent += time.perf_counter() - self._start
+            self.passes += 1
+
+    def episode_done(self) -> None:
+        if self.since is None:
+            self.since = time.perf_counter()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -96,6 +125,17 @@ def main() -> None:
     raw_before = raw_gym_rate(args.topic, args.difficulty, args.raw_seconds, args.seed)
     for owner, name, label in PHASES:
         setattr(owner, name, timed(getattr(owner, name), label))
+    collector = Collector()
+    gc.callbacks.append(collector)
+    run_episode = worker_module.Worker.run_episode
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return run_episode(*args, **kwargs)
+        finally:
+            collector.episode_done()
+
+    worker_module.Worker.run_episode = counted  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as folder:
         config = A3CConfig(
             topics=[args.topic],
@@ -107,6 +147,9 @@ def main() -> None:
             seed=args.seed,
         )
         A3CAgent(config, console=False).train()
+    gc.callbacks.remove(collector)
+    assert collector.since is not None
+    collected_over = time.perf_counter() - collector.since
     raw_after = raw_gym_rate(args.topic, args.difficulty, args.raw_seconds, args.seed)
     raw = (raw_before + raw_after) / 2
 
@@ -133,6 +176,12 @@ def main() -> None:
     step_ms = spent["episode"] / steps * 1000
     python_ms = step_ms - spent["gradient call"] / steps * 1000
     result["steps_per_update"] = round(steps / calls["update"], 2)
+    result["collector_passes"] = collector.passes
+    result["collector_share"] = round(collector.spent / collected_over, 4)
+    print(
+        f"garbage collector: {collector.passes} passes, "
+        f"{collector.spent / collected_over:.1%} of the run"
+    )
     result["raw_gym_steps_per_s_each"] = [round(raw_before, 1), round(raw_after, 1)]
     if args.workers > 1:  # the episode phase includes waiting for the turn
         print(f"raw gym {raw:.0f} steps/s; {args.workers} worker threads")
