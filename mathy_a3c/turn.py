@@ -2,9 +2,10 @@
 
 A worker thread holds the turn while it runs Python (acting, stepping its
 environment, computing and applying its update). It gives the turn up
-between two updates once it has held it for :data:`QUANTUM_S` (a few
+between two updates once it has held it for :data:`QUANTUM_S` (a few dozen
 updates in a row: each hand-over costs a wake-up of the other thread and
-moves the interpreter's shared objects to its CPU's cache), and always while
+moves the interpreter's shared objects to its CPU's cache; the worker that
+takes the turn back resyncs with the global model first), and always while
 it sleeps (``worker_wait``) or TensorFlow computes a gym network's gradients,
 which needs no interpreter. Left to the GIL alone, the threads would hand the
 interpreter back and forth at every numpy call large enough to release it
@@ -22,10 +23,11 @@ import time
 from collections.abc import Iterator
 
 #: Seconds a worker keeps the turn across updates before it passes it on
-#: (:meth:`Turn.between_updates`). Two threads on poly easy ran 1.05x as
-#: fast (median of five rounds) with 20 ms as with a hand-over after every
-#: update, which comes about every 5 ms (docs/benchmarks.md).
-QUANTUM_S = 0.02
+#: (:meth:`Turn.between_updates`); an update comes about every 5 ms on poly
+#: easy. Two threads against one, in pairs taken in turn: 0.91 to 0.95x
+#: with 20 ms, 0.94 to 0.98x with 100 ms, 0.97 to 1.01x with 10 s
+#: (docs/benchmarks.md).
+QUANTUM_S = 0.1
 
 
 class Turn:
@@ -36,6 +38,8 @@ class Turn:
         self.quantum_s = quantum_s
         #: When the current holder took the turn (``time.perf_counter``).
         self._since = 0.0
+        #: How many times the turn was taken so far.
+        self._taken = 0
 
     def locked(self) -> bool:
         return self._lock.locked()
@@ -44,7 +48,7 @@ class Turn:
     def held(self) -> Iterator[None]:
         """Hold the turn for a worker's whole run (given up in :meth:`away`)."""
         with self._lock:
-            self._since = time.perf_counter()
+            self._took()
             yield
 
     @contextlib.contextmanager
@@ -60,11 +64,19 @@ class Turn:
             yield
         finally:
             self._lock.acquire()
-            self._since = time.perf_counter()
+            self._took()
 
-    def between_updates(self) -> None:
+    def _took(self) -> None:
+        self._since = time.perf_counter()
+        self._taken += 1
+
+    def between_updates(self) -> bool:
         """Called by the holder after an update: let a waiting worker take
-        its turn once this one has held it for ``quantum_s``."""
-        if time.perf_counter() - self._since >= self.quantum_s:
-            with self.away():
-                pass
+        its turn once this one has held it for ``quantum_s``. Returns
+        whether another worker held the turn in between."""
+        if time.perf_counter() - self._since < self.quantum_s:
+            return False
+        taken = self._taken
+        with self.away():
+            pass
+        return self._taken != taken + 1

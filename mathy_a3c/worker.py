@@ -11,7 +11,8 @@ to two narrow interfaces:
 
 Worker threads of one process also share a :class:`~mathy_a3c.turn.Turn`:
 a worker holds it while it runs Python, and gives it up between updates once
-it has held it for 20 ms (so the threads take turns, a few updates each),
+it has held it for 100 ms (so the threads take turns, a few dozen updates
+each, and a worker resyncs with the global model when its turn comes back),
 while it sleeps, and while TensorFlow computes a gym network's gradients.
 """
 
@@ -267,8 +268,10 @@ class Worker:
                 f"{terms.grad_norm}; the global model was not updated"
             )
         self._refresh(self.learner.update(self.local))
-        if self.turn is not None:  # the other worker threads take their turns
-            self.turn.between_updates()
+        # The other worker threads take their turns; after theirs, this one
+        # starts its next rollout from the global weights they updated.
+        if self.turn is not None and self.turn.between_updates():
+            self._refresh(self.learner.copy_to(self.local))
         return terms
 
     def _refresh(self, weights: np.ndarray | None) -> None:

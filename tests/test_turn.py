@@ -51,12 +51,13 @@ def test_with_no_quantum_a_waiting_thread_gets_the_turn_after_each_update():
     turn = Turn(quantum_s=0.0)
     order = []
     with turn.held():
+        assert not turn.between_updates()  # nobody waiting: taken straight back
         other = threading.Thread(target=lambda: _hold_and_log(turn, order))
         other.start()
         other.join(timeout=0.2)
         assert other.is_alive()
         order.append("first update")
-        turn.between_updates()
+        assert turn.between_updates()  # the other thread held it in between
         other.join(timeout=10)
         assert not other.is_alive()
     assert order == ["first update", "second held"]

@@ -127,6 +127,54 @@ def test_a_worker_keeps_the_turn_across_updates_for_its_quantum(tmp_path, monkey
     assert not turn.locked()
 
 
+def test_after_another_worker_held_the_turn_a_worker_resyncs(tmp_path, monkeypatch):
+    """Its next rollout starts from the global weights the others updated."""
+    import threading
+    import time
+
+    from mathy_a3c.turn import Turn
+
+    worker, learner, reporter = _worker(tmp_path)
+    worker.turn = turn = Turn(quantum_s=0.0)
+    global_model = learner.shared
+    rng = np.random.default_rng(0)
+    size = worker.local.size
+
+    def other_worker():  # another worker thread's update, in its turn
+        with turn.held():
+            global_model.apply_flat(rng.normal(size=size).astype(np.float32))
+
+    passed_on = turn.between_updates
+
+    def between_updates():
+        other = threading.Thread(target=other_worker)
+        other.start()
+        # Passed on, then taken back before the other thread took it: again.
+        deadline = time.monotonic() + 30
+        while not passed_on():
+            assert time.monotonic() < deadline, "the other worker never took it"
+        other.join()
+        return True
+
+    monkeypatch.setattr(turn, "between_updates", between_updates)
+    resynced = []
+    copy_to = learner.copy_to
+
+    def checked_copy_to(local):
+        weights = copy_to(local)
+        resynced.append(np.array_equal(weights, global_model.flat_weights()))
+        return weights
+
+    monkeypatch.setattr(learner, "copy_to", checked_copy_to)
+    worker.run()
+    assert len(reporter.episodes) == 4
+    # Once at the start, then after every update.
+    assert len(resynced) == 1 + learner.updates and all(resynced)
+    np.testing.assert_array_equal(
+        worker.local.flat_weights(), global_model.flat_weights()
+    )
+
+
 def _counting(calls, target):
     def call(*args, **kwargs):
         calls.append(1)
