@@ -2,7 +2,7 @@
 
 A worker thread holds the turn while it runs Python (acting, stepping its
 environment, computing and applying its update). It gives the turn up
-between two updates once it has held it for :data:`QUANTUM_S` (a few dozen
+between two updates once it has held it for :data:`QUANTUM_S` (a few
 updates in a row: each hand-over costs a wake-up of the other thread and
 moves the interpreter's shared objects to its CPU's cache; the worker that
 takes the turn back resyncs with the global model first), and always while
@@ -26,8 +26,9 @@ from collections.abc import Iterator
 #: (:meth:`Turn.between_updates`); an update comes about every 5 ms on poly
 #: easy. Two threads against one, in pairs taken in turn: 0.91 to 0.95x
 #: with 20 ms, 0.94 to 0.98x with 100 ms, 0.97 to 1.01x with 10 s
-#: (docs/benchmarks.md).
-QUANTUM_S = 0.1
+#: (docs/benchmarks.md). It stays 20 ms: with 100 ms, worker 0 alone
+#: played every episode of a short run (9 or 12 episodes of a tiny model).
+QUANTUM_S = 0.02
 
 
 class Turn:
