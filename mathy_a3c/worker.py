@@ -267,11 +267,12 @@ class Worker:
                 f"worker {self.id}: non-finite loss {terms.total} or gradient norm "
                 f"{terms.grad_norm}; the global model was not updated"
             )
-        self._refresh(self.learner.update(self.local))
+        weights = self.learner.update(self.local)
         # The other worker threads take their turns; after theirs, this one
         # starts its next rollout from the global weights they updated.
         if self.turn is not None and self.turn.between_updates():
-            self._refresh(self.learner.copy_to(self.local))
+            weights = self.learner.copy_to(self.local)
+        self._refresh(weights)
         return terms
 
     def _refresh(self, weights: np.ndarray | None) -> None:
