@@ -99,16 +99,33 @@ class Rate(Callback):
     def __init__(self, warmup: float) -> None:
         self.warmup = warmup
         self.first: float | None = None
-        self.mark: tuple[float, int] | None = None
-        self.last: tuple[float, int] | None = None
+        #: (time, steps, episodes, wins) when the window opened and now.
+        self.mark: tuple[float, int, int, int] | None = None
+        self.last: tuple[float, int, int, int] | None = None
 
     def on_episode(self, report, stats: RunStats) -> None:
         now = time.perf_counter()
         if self.first is None:
             self.first = now
+        point = (now, stats.steps, stats.episodes, stats.wins)
         if self.mark is None and now - self.first >= self.warmup:
-            self.mark = (now, stats.steps)
-        self.last = (now, stats.steps)
+            self.mark = point
+        self.last = point
+
+    def episodes(self) -> str:
+        """The window's episodes: how many, their mean length and win rate
+        (a policy that wins in fewer steps updates more often per step)."""
+        if self.mark is None or self.last is None:
+            return "no episode in the window"
+        steps, episodes, wins = (
+            b - a for a, b in zip(self.mark[1:], self.last[1:], strict=True)
+        )
+        if not episodes:
+            return "no episode in the window"
+        return (
+            f"{episodes} episodes, {steps / episodes:.2f} steps each, "
+            f"win rate {wins / episodes:.3f}"
+        )
 
     @property
     def value(self) -> float:
@@ -141,6 +158,7 @@ def train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
             A3CAgent(config, callbacks=[rate, Budget()], console=False).train()
         except _Done:
             pass
+        print(f"{backend}:{workers}: {rate.episodes()}", file=sys.stderr)
         return rate.value
 
 

@@ -35,7 +35,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -174,6 +174,16 @@ class ThreadBackend:
 # asked for an episode ago.
 
 
+class Channel(NamedTuple):
+    """A remote worker's ends of its channel to the coordinator."""
+
+    send: Callable[[tuple], None]
+    recv: Callable[[], tuple]
+    #: Whether a reply is waiting, so that ``recv`` returns at once (``None``:
+    #: the channel cannot tell).
+    ready: Callable[[], bool] | None = None
+
+
 class _Link:
     """A remote worker's view of the coordinator: learner, reporter, episodes.
 
@@ -184,13 +194,13 @@ class _Link:
 
     def __init__(
         self,
-        send: Callable[[tuple], None],
-        recv: Callable[[], tuple],
+        channel: Channel,
         stop: threading.Event,
         global_model: GlobalModel | None = None,
         turn: Turn | None = None,
     ) -> None:
-        self.send, self.recv, self.stop = send, recv, stop
+        self.send, self.recv, self.ready = channel
+        self.stop = stop
         self.global_model = global_model
         #: Shared with the other workers of this process: given up while
         #: waiting for the coordinator's reply.
@@ -208,9 +218,15 @@ class _Link:
         return self._answer()
 
     def _answer(self) -> Any:
-        """The coordinator's next reply (``None`` for "stop")."""
-        with self.turn.away() if self.turn is not None else contextlib.nullcontext():
+        """The coordinator's next reply (``None`` for "stop"). A reply already
+        here is read at once; the turn is given up only to wait for one (an
+        episode's number is asked for an episode ahead, so between episodes
+        the worker keeps its turn for its quantum: ``Turn.between_updates``)."""
+        if self.turn is None or (self.ready is not None and self.ready()):
             reply = self.recv()
+        else:
+            with self.turn.away():
+                reply = self.recv()
         if reply[0] == "stop":
             self.stop.set()
             return None
@@ -279,10 +295,6 @@ class _Link:
         self.send(("profile", worker, stats))
 
 
-#: A remote worker's two ends of its channel to the coordinator.
-Channel = tuple[Callable[[tuple], None], Callable[[], tuple]]
-
-
 def _reporting(send: Callable[[tuple], None], body: Callable[[], Any]) -> None:
     """Run ``body``, then tell the coordinator how it ended."""
     try:
@@ -305,7 +317,7 @@ def _remote_worker(
     gradients_from: ActorCritic | None = None,
 ) -> Worker:
     stop = threading.Event()
-    link = _Link(*channel, stop, global_model, turn)
+    link = _Link(channel, stop, global_model, turn)
     return Worker(
         worker_id,
         config,
@@ -329,7 +341,9 @@ def run_remote_worker(
     shared: SharedState | None = None,
 ) -> None:
     """The body of a Ray worker actor: one worker, alone in its process."""
-    run_worker_process([worker_id], config, first_episode, [(send, recv)], shared)
+    run_worker_process(
+        [worker_id], config, first_episode, [Channel(send, recv)], shared
+    )
 
 
 def run_worker_process(
@@ -368,7 +382,7 @@ def run_worker_process(
         worker.run()
 
     runs = [
-        (channel[0], functools.partial(body, worker_id, channel))
+        (channel.send, functools.partial(body, worker_id, channel))
         for worker_id, channel in zip(worker_ids, channels, strict=True)
     ]
     if len(runs) == 1:

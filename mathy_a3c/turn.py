@@ -2,14 +2,16 @@
 
 A worker thread holds the turn while it runs Python (acting, stepping its
 environment, computing and applying its update). It gives the turn up
-between two updates once it has held it for :data:`QUANTUM_S` (a few
-updates in a row: each hand-over costs a wake-up of the other thread and
-moves the interpreter's shared objects to its CPU's cache; the worker that
-takes the turn back resyncs with the global model first), and always while
-it sleeps (``worker_wait``) or TensorFlow computes a gym network's gradients,
-which needs no interpreter. Left to the GIL alone, the threads would hand the
-interpreter back and forth at every numpy call large enough to release it
-(acting took 1.0-1.5 ms a step that way, 0.3 ms with turns).
+between two updates once it has held it for its quantum (:meth:`Turn.quantum`:
+:data:`QUANTUM_S` at first, longer as the run goes on, up to
+:data:`MAX_QUANTUM_S`; each hand-over costs about a millisecond of the next
+worker's time, and the worker that takes the turn back resyncs with the
+global model first), and always while it sleeps (``worker_wait``), waits
+for its coordinator (the processes backend), or TensorFlow computes a gym
+network's gradients, which needs no interpreter. Left to the GIL alone,
+the threads would hand the interpreter back and forth at every numpy call
+large enough to release it (acting took 1.0-1.5 ms a step that way, 0.3 ms
+with turns).
 
 Threads are never pinned to CPUs: the operating system places them, so two
 runs side by side (a seed sweep) share the machine's cores as it sees fit.
@@ -23,21 +25,39 @@ import time
 from collections.abc import Iterator
 
 #: Seconds a worker keeps the turn across updates before it passes it on
-#: (:meth:`Turn.between_updates`); an update comes about every 5 ms on poly
-#: easy. Two threads against one, in pairs taken in turn: 0.91 to 0.95x
-#: with 20 ms, 0.94 to 0.98x with 100 ms, 0.97 to 1.01x with 10 s
-#: (docs/benchmarks.md). It stays 20 ms: with 100 ms, worker 0 alone
-#: played every episode of a short run (9 or 12 episodes of a tiny model).
+#: (:meth:`Turn.between_updates`), when the run starts; an update comes
+#: about every 5 ms on poly easy. Short, so that in a short run every
+#: worker plays (with 100 ms from the start, worker 0 alone played every
+#: episode of a 9- or 12-episode run of a tiny model).
 QUANTUM_S = 0.02
+#: Seconds the quantum grows by for every second since the turn was first
+#: taken: 20 ms at the start, 100 ms after 4 s, :data:`MAX_QUANTUM_S` after 9 s.
+QUANTUM_GROWTH = 0.02
+#: The longest quantum. Each hand-over costs the next worker about a
+#: millisecond (its model, actor and environment back into the cache): 4
+#: workers in 2 processes on 2 cores ran 0.89 to 0.93x as fast as 2 workers
+#: with a 20 ms quantum, 0.92 to 1.0x with 10 s, and 0.96 to 1.03x (median
+#: 0.986) with this growing one (docs/benchmarks.md). A worker waits for
+#: the turn about this long for each other worker that shares it.
+MAX_QUANTUM_S = 0.2
 
 
 class Turn:
     """Held by the one worker thread that runs Python (see the module doc)."""
 
-    def __init__(self, quantum_s: float = QUANTUM_S) -> None:
+    def __init__(
+        self,
+        quantum_s: float = QUANTUM_S,
+        growth: float = QUANTUM_GROWTH,
+        max_quantum_s: float = MAX_QUANTUM_S,
+    ) -> None:
         self._lock = threading.Lock()
         self.quantum_s = quantum_s
-        #: When the current holder took the turn (``time.perf_counter``).
+        self.growth = growth
+        self.max_quantum_s = max(max_quantum_s, quantum_s)
+        #: When the turn was first taken (``time.perf_counter``), if it was.
+        self._first: float | None = None
+        #: When the current holder took the turn.
         self._since = 0.0
         #: How many times the turn was taken so far.
         self._taken = 0
@@ -69,13 +89,23 @@ class Turn:
 
     def _took(self) -> None:
         self._since = time.perf_counter()
+        if self._first is None:
+            self._first = self._since
         self._taken += 1
+
+    def quantum(self, now: float) -> float:
+        """How long a worker keeps the turn across updates at ``now``
+        (``time.perf_counter``): ``quantum_s``, plus ``growth`` for every
+        second since the turn was first taken, at most ``max_quantum_s``."""
+        age = 0.0 if self._first is None else now - self._first
+        return min(self.max_quantum_s, self.quantum_s + self.growth * age)
 
     def between_updates(self) -> bool:
         """Called by the holder after an update: let a waiting worker take
-        its turn once this one has held it for ``quantum_s``. Returns
+        its turn once this one has held it for its :meth:`quantum`. Returns
         whether another worker held the turn in between."""
-        if time.perf_counter() - self._since < self.quantum_s:
+        now = time.perf_counter()
+        if now - self._since < self.quantum(now):
             return False
         taken = self._taken
         with self.away():

@@ -11,9 +11,10 @@ to two narrow interfaces:
 
 Worker threads of one process also share a :class:`~mathy_a3c.turn.Turn`:
 a worker holds it while it runs Python, and gives it up between updates once
-it has held it for 20 ms (so the threads take turns, a few updates
-each, and a worker resyncs with the global model when its turn comes back),
-while it sleeps, and while TensorFlow computes a gym network's gradients.
+it has held it for its quantum (20 ms when the run starts, up to 200 ms
+later: the threads take turns, a few updates each, and a worker resyncs
+with the global model when its turn comes back), while it sleeps, and while
+TensorFlow computes a gym network's gradients.
 """
 
 from __future__ import annotations

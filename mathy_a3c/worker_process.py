@@ -55,10 +55,10 @@ def process_main(
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # where it probes for CUDA and says so
-        from .backends import run_worker_process
+        from .backends import Channel, run_worker_process
 
     try:
-        channels = [(conn.send, conn.recv) for conn in conns]
+        channels = [Channel(conn.send, conn.recv, conn.poll) for conn in conns]
         run_worker_process(worker_ids, config, first_episode, channels, shared)
     finally:
         for conn in conns:

@@ -7,15 +7,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
 from helpers import Recorder, start_training, wait_for_episode
 
 from mathy_a3c import A3CAgent, A3CConfig, WorkerError
-from mathy_a3c.backends import worker_hosts
+from mathy_a3c.backends import Channel, _Link, worker_hosts
 from mathy_a3c.callbacks import Callback
 from mathy_a3c.checkpoint import load_checkpoint
+from mathy_a3c.turn import Turn
 
 
 @pytest.mark.parametrize("topic", ["poly", "gym:CartPole-v1"])
@@ -81,6 +83,36 @@ def test_worker_hosts_deal_workers_out_to_the_processes_in_turn():
     assert worker_hosts(3, 2) == [[0, 2], [1]]
     assert worker_hosts(2, 8) == [[0], [1]]  # never more processes than workers
     assert worker_hosts(3, 1) == [[0, 1, 2]]
+
+
+def test_a_worker_sharing_its_process_gives_up_the_turn_only_to_wait():
+    """A reply already in the pipe (the next episode's number, asked for an
+    episode ahead) is read at once: the process's other worker gets the turn
+    when this one must wait for the coordinator, not at every episode."""
+    here, there = multiprocessing.Pipe()
+    turn = Turn()
+    link = _Link(Channel(here.send, here.recv, here.poll), threading.Event(), turn=turn)
+    other_held = threading.Event()
+
+    def other_worker():
+        with turn.held():
+            other_held.set()
+
+    def coordinator():
+        there.recv()  # the first claim below; its answer waits for the other
+        other_held.wait(timeout=10)
+        there.send(("episode", 4))
+
+    there.send(("episode", 3))  # the answer to a claim made an episode ago
+    with turn.held():
+        other = threading.Thread(target=other_worker, daemon=True)
+        other.start()
+        other.join(timeout=0.2)  # waiting for the turn
+        threading.Thread(target=coordinator, daemon=True).start()
+        assert link.claim() == 3
+        assert not other_held.is_set()
+        assert link.claim() == 4  # waited, and the other worker played
+        assert other_held.is_set()
 
 
 def test_workers_beyond_the_processes_run_in_them_as_threads(tiny):

@@ -42,13 +42,35 @@ def test_between_updates_the_turn_is_passed_on_only_after_its_quantum():
         assert passed == ["away"]
 
 
+def test_the_quantum_grows_with_the_run_up_to_its_longest():
+    turn = Turn(quantum_s=0.02, growth=0.02, max_quantum_s=0.2)
+    assert turn.quantum(time.perf_counter()) == 0.02  # not taken yet
+    before = time.perf_counter()
+    with turn.held():
+        after = time.perf_counter()
+        assert 0.02 <= turn.quantum(after) <= 0.02 + 0.02 * (after - before)
+        assert turn.quantum(after + 4) == pytest.approx(0.1, abs=1e-3)
+        assert turn.quantum(after + 60) == 0.2
+        with turn.away():  # counted from the first time it was taken
+            pass
+        assert turn.quantum(after + 4) == pytest.approx(0.1, abs=1e-3)
+    # Held 0.25 s, a run 0.25 s old keeps it: its quantum is 0.27 s by then.
+    turn = Turn(quantum_s=0.02, growth=1.0, max_quantum_s=1.0)
+    passed = []
+    with turn.held():
+        time.sleep(0.25)
+        turn.away = lambda: _logged(passed)  # type: ignore[method-assign]
+        turn.between_updates()
+        assert passed == []
+
+
 def _logged(log):
     log.append("away")
     return contextlib.nullcontext()
 
 
 def test_with_no_quantum_a_waiting_thread_gets_the_turn_after_each_update():
-    turn = Turn(quantum_s=0.0)
+    turn = Turn(quantum_s=0.0, growth=0.0)
     order = []
     with turn.held():
         assert not turn.between_updates()  # nobody waiting: taken straight back

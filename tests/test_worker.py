@@ -71,7 +71,7 @@ def test_a_worker_holds_the_turn_except_while_tensorflow_computes(
     from mathy_a3c.turn import Turn
 
     worker, learner, reporter = _worker(tmp_path, topics=[topic])
-    worker.turn = turn = Turn(quantum_s=0.0)  # passed on after every update
+    worker.turn = turn = Turn(quantum_s=0.0, growth=0.0)  # passed on after every update
     held: dict[str, list[bool]] = {
         "step": [],
         "numpy": [],
@@ -135,7 +135,7 @@ def test_after_another_worker_held_the_turn_a_worker_resyncs(tmp_path, monkeypat
     from mathy_a3c.turn import Turn
 
     worker, learner, reporter = _worker(tmp_path)
-    worker.turn = turn = Turn(quantum_s=0.0)
+    worker.turn = turn = Turn(quantum_s=0.0, growth=0.0)
     global_model = learner.shared
     rng = np.random.default_rng(0)
     size = worker.local.size
