@@ -31,6 +31,11 @@ In one run, on the same topic and difficulty, it measures:
   one such run alone, and their combined rate against it
   (``two_runs_vs_one``): no run may take a CPU another needs.
 
+Each training measurement also prints, on stderr, its window's episodes:
+how many, their mean length and win rate. Two rates compare as systems only
+where those match: a policy that wins in fewer steps updates more often per
+step.
+
 The processes backend runs at most one worker process per CPU by default
 (more workers share them as threads); ``--worker-processes N`` sets the
 number of processes, as the config field does (``--only processes:4

@@ -36,8 +36,8 @@ QUANTUM_GROWTH = 0.02
 #: The longest quantum. Each hand-over costs the next worker about a
 #: millisecond (its model, actor and environment back into the cache): 4
 #: workers in 2 processes on 2 cores ran 0.89 to 0.93x as fast as 2 workers
-#: with a 20 ms quantum, 0.92 to 1.0x with 10 s, and 0.96 to 1.03x (median
-#: 0.986) with this growing one (docs/benchmarks.md). A worker waits for
+#: with a 20 ms quantum, 0.92 to 1.0x with 10 s, and 0.96 to 1.11x (median
+#: 0.983 in nine pairs) with this growing one (docs/benchmarks.md). A worker waits for
 #: the turn about this long for each other worker that shares it.
 MAX_QUANTUM_S = 0.2
 
