@@ -4,10 +4,10 @@ A worker thread holds the turn while it runs Python (acting, stepping its
 environment, computing and applying its update). It gives the turn up
 between two updates once it has held it for its quantum (:meth:`Turn.quantum`:
 :data:`QUANTUM_S` at first, longer as the run goes on, up to
-:data:`MAX_QUANTUM_S`; each hand-over costs about a millisecond of the next
-worker's time, and the worker that takes the turn back resyncs with the
-global model first), and always while it sleeps (``worker_wait``), waits
-for its coordinator (the processes backend), or TensorFlow computes a gym
+:data:`MAX_QUANTUM_S`, since each hand-over costs the next worker time;
+the worker that takes the turn back resyncs with the global model
+first), and always while it sleeps (``worker_wait``), waits for its
+coordinator (the processes backend), or TensorFlow computes a gym
 network's gradients, which needs no interpreter. Left to the GIL alone,
 the threads would hand the interpreter back and forth at every numpy call
 large enough to release it (acting took 1.0-1.5 ms a step that way, 0.3 ms
@@ -33,12 +33,12 @@ QUANTUM_S = 0.02
 #: Seconds the quantum grows by for every second since the turn was first
 #: taken: 20 ms at the start, 100 ms after 4 s, :data:`MAX_QUANTUM_S` after 9 s.
 QUANTUM_GROWTH = 0.02
-#: The longest quantum. Each hand-over costs the next worker about a
-#: millisecond (its model, actor and environment back into the cache): 4
+#: The longest quantum. Each hand-over costs the next worker time (a
+#: millisecond or several, cause not pinned down: docs/benchmarks.md): 4
 #: workers in 2 processes on 2 cores ran 0.89 to 0.93x as fast as 2 workers
 #: with a 20 ms quantum, 0.92 to 1.0x with 10 s, and 0.96 to 1.11x (median
-#: 0.983 in nine pairs) with this growing one (docs/benchmarks.md). A worker waits for
-#: the turn about this long for each other worker that shares it.
+#: 0.983 in nine pairs) with this growing one. A worker waits for the turn
+#: about this long for each other worker that shares it.
 MAX_QUANTUM_S = 0.2
 
 
