@@ -36,6 +36,16 @@ how many, their mean length and win rate. Two rates compare as systems only
 where those match: a policy that wins in fewer steps updates more often per
 step.
 
+``--versus A,B`` (each ``BACKEND:WORKERS``) compares two settings alone, in
+``--rounds`` rounds: each round measures both, in a fresh process each, with
+the same seed, and takes B's rate against A's; the order alternates (A then
+B, B then A, ...), so that the machine's speed drifting over the minutes
+favours neither. It prints each round's ratio, their median, a 95%
+interval for that median (from the ratios' order statistics, assuming no
+shape of their spread) and in how many rounds B was the slower::
+
+    python benchmarks/throughput.py --versus processes:2,processes:4 --rounds 10
+
 The processes backend runs at most one worker process per CPU by default
 (more workers share them as threads); ``--worker-processes N`` sets the
 number of processes, as the config field does (``--only processes:4
@@ -48,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -206,6 +217,77 @@ def side_by_side(
     return [float(out.strip().splitlines()[-1]) for out in outputs]
 
 
+def median_interval(values: list[float], confidence: float = 0.95) -> list[float]:
+    """The narrowest interval between order statistics, ``[x(k), x(n+1-k)]``,
+    that holds the median of what ``values`` sample with at least
+    ``confidence``, whatever their distribution (the chance that fewer than
+    ``k`` of ``n`` values fall below the median is a binomial tail). With too
+    few values for ``confidence``, the whole range."""
+    ordered = sorted(values)
+    n = len(ordered)
+    k = 1
+    while 2 * (k + 1) <= n + 1:  # [x(k+1), x(n-k)] still holds a value
+        below = sum(math.comb(n, i) for i in range(k + 1)) / 2**n  # P(at most k)
+        if 1 - 2 * below < confidence:
+            break
+        k += 1
+    return [ordered[k - 1], ordered[n - k]]
+
+
+def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
+    """B's training rate against A's, alone, in rounds taken in turn."""
+    settings = args.versus.split(",")
+    if len(settings) != 2:
+        raise SystemExit(
+            f"--versus wants A,B (BACKEND:WORKERS each), not {args.versus!r}"
+        )
+    (backend_a, workers_a), (backend_b, workers_b) = (s.split(":") for s in settings)
+    rates: dict[str, list[float]] = {"a": [], "b": []}
+    base_seed = args.seed
+    for i in range(args.rounds):
+        args.seed = base_seed + i  # the same seed for both in a round
+        order = ["a", "b"] if i % 2 == 0 else ["b", "a"]
+        for which in order:
+            backend, workers = (
+                (backend_a, workers_a) if which == "a" else (backend_b, workers_b)
+            )
+            rates[which].append(fresh_train_rate(args, backend, int(workers)))
+        ratio = rates["b"][-1] / rates["a"][-1]
+        print(
+            f"round {i + 1} (seed {args.seed}, {' then '.join(order)}): "
+            f"{settings[0]} {rates['a'][-1]:.1f}, {settings[1]} {rates['b'][-1]:.1f} "
+            f"steps/s, {ratio:.3f}x"
+        )
+    args.seed = base_seed
+    ratios = [b / a for a, b in zip(rates["a"], rates["b"], strict=True)]
+    median = float(np.median(ratios))
+    low, high = median_interval(ratios)
+    slower = sum(r < 1.0 for r in ratios)
+    print(
+        f"{settings[1]} against {settings[0]}: median {median:.3f}x "
+        f"(95% interval {low:.3f} to {high:.3f}), slower in {slower} of "
+        f"{args.rounds} rounds"
+    )
+    return {
+        "benchmark": "throughput_versus",
+        "a": settings[0],
+        "b": settings[1],
+        "topic": args.topic,
+        "difficulty": args.difficulty,
+        "seconds": args.seconds,
+        "seed": args.seed,
+        "rounds": args.rounds,
+        "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+        "a_steps_per_s": [round(r, 1) for r in rates["a"]],
+        "b_steps_per_s": [round(r, 1) for r in rates["b"]],
+        "b_vs_a": [round(r, 3) for r in ratios],
+        "b_vs_a_median": round(median, 3),
+        "b_vs_a_median_95": [round(low, 3), round(high, 3)],
+        "b_slower_rounds": slower,
+    }
+
+
 class _Done(Exception):
     pass
 
@@ -261,6 +343,12 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--versus",
+        default=None,
+        help="A,B (BACKEND:WORKERS each): B's rate against A's, alone, in rounds",
+    )
+    parser.add_argument("--rounds", type=int, default=10, help="with --versus")
+    parser.add_argument(
         "--worker-processes",
         type=int,
         default=0,
@@ -273,6 +361,9 @@ def main() -> None:
     if args.only:  # one measurement in a fresh process, as `mathy train` runs
         backend, workers = args.only.split(":")
         print(train_rate(args, backend, int(workers)))
+        return
+    if args.versus:
+        print(json.dumps(versus_rounds(args)))
         return
 
     result: dict[str, object] = {

@@ -18,6 +18,7 @@ from mathy_a3c.backends import Channel, _Link, worker_hosts
 from mathy_a3c.callbacks import Callback
 from mathy_a3c.checkpoint import load_checkpoint
 from mathy_a3c.turn import Turn
+from mathy_a3c.worker_process import readable
 
 
 @pytest.mark.parametrize("topic", ["poly", "gym:CartPole-v1"])
@@ -91,7 +92,8 @@ def test_a_worker_sharing_its_process_gives_up_the_turn_only_to_wait():
     when this one must wait for the coordinator, not at every episode."""
     here, there = multiprocessing.Pipe()
     turn = Turn()
-    link = _Link(Channel(here.send, here.recv, here.poll), threading.Event(), turn=turn)
+    channel = Channel(here.send, here.recv, readable(here))
+    link = _Link(channel, threading.Event(), turn=turn)
     other_held = threading.Event()
 
     def other_worker():
