@@ -40,9 +40,11 @@ step.
 ``--rounds`` rounds: each round measures both, in a fresh process each, with
 the same seed, and takes B's rate against A's; the order alternates (A then
 B, B then A, ...), so that the machine's speed drifting over the minutes
-favours neither. It prints each round's ratio, their median, a 95%
-interval for that median (from the ratios' order statistics, assuming no
-shape of their spread) and in how many rounds B was the slower::
+favours neither. It prints each round's ratio, their median, an interval
+that holds that median with at least 95% chance (between two of the ratios,
+assuming no shape of their spread; 97.9% for 10 rounds, whose second lowest
+and second highest ratios bound it) and in how many rounds B was the
+slower::
 
     python benchmarks/throughput.py --versus processes:2,processes:4 --rounds 10
 
@@ -217,55 +219,57 @@ def side_by_side(
     return [float(out.strip().splitlines()[-1]) for out in outputs]
 
 
-def median_interval(values: list[float], confidence: float = 0.95) -> list[float]:
+def median_interval(
+    values: list[float], confidence: float = 0.95
+) -> tuple[float, float, float]:
     """The narrowest interval between order statistics, ``[x(k), x(n+1-k)]``,
     that holds the median of what ``values`` sample with at least
     ``confidence``, whatever their distribution (the chance that fewer than
-    ``k`` of ``n`` values fall below the median is a binomial tail). With too
-    few values for ``confidence``, the whole range."""
+    ``k`` of ``n`` values fall below the median is a binomial tail), and the
+    chance that it does. With too few values for ``confidence``, the whole
+    range and its lower chance (50% for 2 values)."""
     ordered = sorted(values)
     n = len(ordered)
+
+    def coverage(k: int) -> float:  # 1 - 2 P(at most k - 1 of n below)
+        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
+
     k = 1
-    while 2 * (k + 1) <= n + 1:  # [x(k+1), x(n-k)] still holds a value
-        below = sum(math.comb(n, i) for i in range(k + 1)) / 2**n  # P(at most k)
-        if 1 - 2 * below < confidence:
-            break
+    while 2 * (k + 1) <= n + 1 and coverage(k + 1) >= confidence:
         k += 1
-    return [ordered[k - 1], ordered[n - k]]
+    return ordered[k - 1], ordered[n - k], coverage(k)
 
 
 def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
     """B's training rate against A's, alone, in rounds taken in turn."""
     settings = args.versus.split(",")
-    if len(settings) != 2:
+    parsed = [s.split(":") for s in settings]
+    if len(settings) != 2 or any(len(p) != 2 or not p[1].isdigit() for p in parsed):
         raise SystemExit(
             f"--versus wants A,B (BACKEND:WORKERS each), not {args.versus!r}"
         )
-    (backend_a, workers_a), (backend_b, workers_b) = (s.split(":") for s in settings)
+    setting = {"a": parsed[0], "b": parsed[1]}
     rates: dict[str, list[float]] = {"a": [], "b": []}
-    base_seed = args.seed
     for i in range(args.rounds):
-        args.seed = base_seed + i  # the same seed for both in a round
+        # The same seed for both in a round; the order alternates.
+        round_args = argparse.Namespace(**{**vars(args), "seed": args.seed + i})
         order = ["a", "b"] if i % 2 == 0 else ["b", "a"]
         for which in order:
-            backend, workers = (
-                (backend_a, workers_a) if which == "a" else (backend_b, workers_b)
-            )
-            rates[which].append(fresh_train_rate(args, backend, int(workers)))
+            backend, workers = setting[which]
+            rates[which].append(fresh_train_rate(round_args, backend, int(workers)))
         ratio = rates["b"][-1] / rates["a"][-1]
         print(
-            f"round {i + 1} (seed {args.seed}, {' then '.join(order)}): "
+            f"round {i + 1} (seed {round_args.seed}, {' then '.join(order)}): "
             f"{settings[0]} {rates['a'][-1]:.1f}, {settings[1]} {rates['b'][-1]:.1f} "
             f"steps/s, {ratio:.3f}x"
         )
-    args.seed = base_seed
     ratios = [b / a for a, b in zip(rates["a"], rates["b"], strict=True)]
     median = float(np.median(ratios))
-    low, high = median_interval(ratios)
+    low, high, chance = median_interval(ratios)
     slower = sum(r < 1.0 for r in ratios)
     print(
         f"{settings[1]} against {settings[0]}: median {median:.3f}x "
-        f"(95% interval {low:.3f} to {high:.3f}), slower in {slower} of "
+        f"({chance:.1%} interval {low:.3f} to {high:.3f}), slower in {slower} of "
         f"{args.rounds} rounds"
     )
     return {
@@ -283,7 +287,8 @@ def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
         "b_steps_per_s": [round(r, 1) for r in rates["b"]],
         "b_vs_a": [round(r, 3) for r in ratios],
         "b_vs_a_median": round(median, 3),
-        "b_vs_a_median_95": [round(low, 3), round(high, 3)],
+        "b_vs_a_median_interval": [round(low, 3), round(high, 3)],
+        "b_vs_a_median_interval_chance": round(chance, 4),
         "b_slower_rounds": slower,
     }
 
