@@ -73,7 +73,7 @@ def readable(conn: Connection) -> Callable[[], bool]:
     here once. ``Connection.poll`` builds a selector at every call: it took
     25 us of a busy worker process's CPU per call, this 4 us, beside the 11
     to 14 us of the ``recv`` it guards once an episode (docs/benchmarks.md).
-    Where ``select.poll`` is missing (Windows), ``Connection.poll`` it is."""
+    Windows has no ``select.poll``: there the check is ``Connection.poll``."""
     if not hasattr(select, "poll"):
         return conn.poll
     poller = select.poll()
