@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import RemoteWorkerError, make_backend
+from .backends import RemoteWorkerError, check_not_in_worker_process, make_backend
 from .callbacks import (
     Callback,
     ConsoleCallback,
@@ -286,6 +286,7 @@ class A3CAgent:
         final save failed (the last good checkpoint is kept).
         """
         cfg = self.config
+        check_not_in_worker_process()
         with hold_folder(cfg.model_dir):
             self._check_folder_unchanged()
             check_space(cfg.model_dir, checkpoint_bytes(self.network.size))

@@ -52,6 +52,33 @@ from .worker_process import STOP_SIGNALS, process_main
 
 #: Seconds a stopping worker gets to finish its step before it is killed.
 JOIN_TIMEOUT_S = 60.0
+#: Seconds to wait for a worker process whose pipe closed, for its exit code.
+EXIT_CODE_WAIT_S = 1.0
+#: How the processes backend's worker processes are named.
+WORKER_PROCESS_PREFIX = "a3c-worker-"
+#: What a script that trains at its top level must add (a worker process,
+#: spawned, imports the script again: multiprocessing's "safe importing of
+#: main module").
+MAIN_GUARD = (
+    "a script that trains with backend 'processes' must start training under "
+    '`if __name__ == "__main__":`, since each worker process imports the '
+    "script again"
+)
+
+
+class TrainingInWorker(RuntimeError):
+    """Training was started inside a worker process of the processes backend:
+    the script it imported again trains at its top level."""
+
+
+def check_not_in_worker_process() -> None:
+    """Raise :class:`TrainingInWorker` in a worker process of the processes
+    backend (named ``a3c-worker-...``; spawn names it before it imports the
+    main script again), before training touches the model folder."""
+    if multiprocessing.current_process().name.startswith(WORKER_PROCESS_PREFIX):
+        raise TrainingInWorker(
+            f"training started inside a worker process: {MAIN_GUARD}"
+        )
 
 
 class RemoteWorkerError(RuntimeError):
@@ -528,7 +555,7 @@ class ProcessBackend(Coordinator):
                     os.getpid(),
                     self.shared,
                 ),
-                name="a3c-worker-" + "-".join(map(str, ids)),
+                name=WORKER_PROCESS_PREFIX + "-".join(map(str, ids)),
                 daemon=True,
             )
 
@@ -554,11 +581,23 @@ class ProcessBackend(Coordinator):
             try:
                 message = conn.recv()
             except (EOFError, OSError):
-                code = self.processes[self.host_of[worker]].exitcode
-                self.lost(worker, f"worker process exited (code {code})")
+                self.lost(worker, self._exit_reason(worker))
                 continue
             self.started.add(worker)
             self.handle(worker, message, functools.partial(_reply, conn))
+
+    def _exit_reason(self, worker: int) -> str:
+        """Why ``worker``'s pipe closed: its process's exit, with its code
+        (waited for briefly: the pipe closes just before the process ends)."""
+        process = self.processes[self.host_of[worker]]
+        process.join(timeout=EXIT_CODE_WAIT_S)
+        reason = f"worker process exited (code {process.exitcode})"
+        if self.started.intersection(self.hosts[self.host_of[worker]]):
+            return reason
+        return (
+            f"{reason} while starting up; its error is printed above. "
+            f"Note: {MAIN_GUARD}"
+        )
 
     def _gone(self, pid: int) -> bool:
         """Whether the worker process ``pid`` has died."""
@@ -577,10 +616,13 @@ class ProcessBackend(Coordinator):
         self.global_model.stopping = True  # workers apply no more updates
         for p, ids in enumerate(self.hosts):
             if not self.started.intersection(ids):
-                self.processes[p].kill()
+                if self.processes[p].pid is not None:  # start() may have failed
+                    self.processes[p].kill()
                 self.open.difference_update(ids)
         deadline = self.wind_down()
         for process in self.processes.values():
+            if process.pid is None:  # never started
+                continue
             process.join(timeout=max(0.1, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()

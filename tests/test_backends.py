@@ -14,8 +14,8 @@ import pytest
 from helpers import Recorder, start_training, wait_for_episode
 
 from mathy_a3c import A3CAgent, A3CConfig, WorkerError
-from mathy_a3c.backends import Channel, _Link, worker_hosts
-from mathy_a3c.callbacks import Callback
+from mathy_a3c.backends import Channel, _Link, make_backend, worker_hosts
+from mathy_a3c.callbacks import Callback, QueueReporter
 from mathy_a3c.checkpoint import load_checkpoint
 from mathy_a3c.turn import Turn
 from mathy_a3c.worker_process import readable
@@ -286,3 +286,35 @@ def test_no_thread_is_ever_pinned_to_a_cpu(tiny, monkeypatch):
     A3CAgent(A3CConfig(**tiny), callbacks=[During()], console=False).train()
     assert len(seen) >= 2 * tiny["max_eps"]
     assert all(cpus == everywhere for cpus in seen)
+
+
+def test_a_script_without_the_main_guard_is_told_what_to_add(tmp_path):
+    """Each worker process imports the main script again (spawn): a script
+    that trains at its top level would train there too. It is stopped there
+    before it touches the model folder, and the training stops with a line
+    that says what to add."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        "from mathy_a3c import A3CAgent, A3CConfig\n"
+        f"config = A3CConfig(topics=['poly'], model_dir={str(tmp_path / 'm')!r},"
+        " num_workers=1, max_eps=4, model_size=8, backend='processes')\n"
+        "A3CAgent(config, console=False).train()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "while starting up" in last and 'if __name__ == "__main__":' in last
+    assert "TrainingInWorker: training started inside a worker process" in (done.stderr)
+    assert "FolderBusy" not in done.stderr  # not "trained by another run"
+
+
+def test_stopping_copes_with_worker_processes_that_never_started(tiny):
+    """start() can fail before every worker process started (too many open
+    files, say): stop() then must not kill or join the others."""
+    config = A3CConfig(**{**tiny, "num_workers": 2}, backend="processes")
+    agent = A3CAgent(config, console=False)
+    backend = make_backend(config, agent.global_model, QueueReporter(), 0)
+    backend.stop()  # none started: nothing to kill, nothing to wait for
+    assert not backend.alive()
