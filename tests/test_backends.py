@@ -306,7 +306,7 @@ def test_a_script_without_the_main_guard_is_told_what_to_add(tmp_path):
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
     assert "while starting up" in last and 'if __name__ == "__main__":' in last
-    assert "TrainingInWorker: training started inside a worker process" in (done.stderr)
+    assert "TrainingInWorker: training started inside a worker process" in done.stderr
     assert "FolderBusy" not in done.stderr  # not "trained by another run"
 
 
