@@ -29,7 +29,10 @@ In one run, on the same topic and difficulty, it measures:
 * ``two_runs``: two threads-backend runs with 2 workers each, started at the
   same moment as two separate commands (a seed sweep does that), right after
   one such run alone, and their combined rate against it
-  (``two_runs_vs_one``): no run may take a CPU another needs.
+  (``two_runs_vs_one``): no run may take a CPU another needs. Runs side by
+  side are measured over one shared window, ``--settle`` seconds after they
+  start (past their start-up), so neither has the machine to itself while
+  the other starts or ends.
 
 Each training measurement also prints, on stderr, its window's episodes:
 how many, their mean length and win rate. Two rates compare as systems only
@@ -47,6 +50,16 @@ and second highest ratios bound it) and in how many rounds B was the
 slower::
 
     python benchmarks/throughput.py --versus processes:2,processes:4 --rounds 10
+
+``--versus A,B --together`` starts A and B at the same moment in each round
+and measures both over the same window: the machine's speed, whatever it
+does, is the same for both, so the rounds' ratios vary far less than alone.
+The two share the CPUs; a run whose workers never leave a CPU idle while
+they wait (a process of several workers runs another while one waits) can
+take a little of the other's share, which running alone would have left
+idle::
+
+    python benchmarks/throughput.py --versus processes:2,processes:4 --together
 
 The processes backend runs at most one worker process per CPU by default
 (more workers share them as threads); ``--worker-processes N`` sets the
@@ -112,10 +125,13 @@ def raw_task_rate(topic: str, difficulty: str, seconds: float, seed: int) -> flo
 
 
 class Rate(Callback):
-    """Env steps per second, from ``warmup`` seconds after the first episode."""
+    """Env steps per second, from ``warmup`` seconds after the first episode,
+    or from the first episode at or after ``start`` (``time.perf_counter``),
+    where runs side by side share a window."""
 
-    def __init__(self, warmup: float) -> None:
+    def __init__(self, warmup: float, start: float | None = None) -> None:
         self.warmup = warmup
+        self.start = start
         self.first: float | None = None
         #: (time, steps, episodes, wins) when the window opened and now.
         self.mark: tuple[float, int, int, int] | None = None
@@ -126,7 +142,12 @@ class Rate(Callback):
         if self.first is None:
             self.first = now
         point = (now, stats.steps, stats.episodes, stats.wins)
-        if self.mark is None and now - self.first >= self.warmup:
+        opens = (
+            now >= self.start
+            if self.start is not None
+            else now - self.first >= self.warmup
+        )
+        if self.mark is None and opens:
             self.mark = point
         self.last = point
 
@@ -165,11 +186,20 @@ def train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
             max_eps=10**9,
             seed=args.seed,
         )
-        rate = Rate(args.warmup)
+        # A shared window (--start-at) is the same wall-clock span for every
+        # run beside this one, so none has the machine to itself at its ends.
+        start = None
+        if args.start_at:
+            start = time.perf_counter() + (args.start_at - time.time())
+        rate = Rate(args.warmup, start)
+        end = None if start is None else start + args.seconds
 
         class Budget(Callback):  # stop once the measured window is long enough
             def on_episode(self, report, stats: RunStats) -> None:
-                if rate.mark and time.perf_counter() - rate.mark[0] >= args.seconds:
+                now = time.perf_counter()
+                if end is not None and now >= end:
+                    raise _Done
+                if end is None and rate.mark and now - rate.mark[0] >= args.seconds:
                     raise _Done
 
         try:
@@ -177,25 +207,31 @@ def train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
         except _Done:
             pass
         print(f"{backend}:{workers}: {rate.episodes()}", file=sys.stderr)
+        if start is not None and rate.mark is not None and rate.mark[0] > start + 1:
+            raise SystemExit(
+                f"{backend}:{workers} trained its first episode "
+                f"{rate.mark[0] - start:.1f} s after the shared window opened: "
+                f"--settle {args.settle:g} is too short for this machine"
+            )
         return rate.value
 
 
 def fresh_train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
     """``train_rate`` in a new interpreter: no TensorFlow state carried over."""
-    return side_by_side(args, backend, workers, runs=1)[0]
+    return side_by_side(args, [f"{backend}:{workers}"])[0]
 
 
-def side_by_side(
-    args: argparse.Namespace, backend: str, workers: int, runs: int
-) -> list[float]:
-    """``runs`` fresh ``train_rate`` measurements started at the same moment."""
+def side_by_side(args: argparse.Namespace, settings: list[str]) -> list[float]:
+    """Fresh ``train_rate`` measurements of ``settings`` (``BACKEND:WORKERS``
+    each), started at the same moment. Two or more share one window, which
+    opens ``--settle`` seconds after their start (past every run's start-up
+    and first episodes) and lasts ``--seconds``."""
     import subprocess
 
-    command = [
-        sys.executable,
-        __file__,
-        "--only",
-        f"{backend}:{workers}",
+    shared: list[str] = []
+    if len(settings) > 1:
+        shared = ["--start-at", str(time.time() + args.settle)]
+    common = [
         "--seconds",
         str(args.seconds),
         "--warmup",
@@ -208,10 +244,17 @@ def side_by_side(
         str(args.seed),
         "--worker-processes",
         str(args.worker_processes),
+        "--settle",
+        str(args.settle),
+        *shared,
     ]
     procs = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        for _ in range(runs)
+        subprocess.Popen(
+            [sys.executable, __file__, "--only", setting, *common],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for setting in settings
     ]
     outputs = [proc.communicate()[0] for proc in procs]
     if any(proc.returncode for proc in procs):
@@ -248,18 +291,24 @@ def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
         raise SystemExit(
             f"--versus wants A,B (BACKEND:WORKERS each), not {args.versus!r}"
         )
-    setting = {"a": parsed[0], "b": parsed[1]}
+    setting = {"a": settings[0], "b": settings[1]}
     rates: dict[str, list[float]] = {"a": [], "b": []}
+    joiner = " beside " if args.together else " then "
     for i in range(args.rounds):
-        # The same seed for both in a round; the order alternates.
+        # The same seed for both in a round; the order (of measuring, or of
+        # starting with --together) alternates.
         round_args = argparse.Namespace(**{**vars(args), "seed": args.seed + i})
         order = ["a", "b"] if i % 2 == 0 else ["b", "a"]
-        for which in order:
-            backend, workers = setting[which]
-            rates[which].append(fresh_train_rate(round_args, backend, int(workers)))
+        if args.together:
+            both = side_by_side(round_args, [setting[which] for which in order])
+            for which, rate in zip(order, both, strict=True):
+                rates[which].append(rate)
+        else:
+            for which in order:
+                rates[which].append(side_by_side(round_args, [setting[which]])[0])
         ratio = rates["b"][-1] / rates["a"][-1]
         print(
-            f"round {i + 1} (seed {round_args.seed}, {' then '.join(order)}): "
+            f"round {i + 1} (seed {round_args.seed}, {joiner.join(order)}): "
             f"{settings[0]} {rates['a'][-1]:.1f}, {settings[1]} {rates['b'][-1]:.1f} "
             f"steps/s, {ratio:.3f}x"
         )
@@ -281,6 +330,7 @@ def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
         "seconds": args.seconds,
         "seed": args.seed,
         "rounds": args.rounds,
+        "together": args.together,
         "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
         "a_steps_per_s": [round(r, 1) for r in rates["a"]],
@@ -354,6 +404,25 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=10, help="with --versus")
     parser.add_argument(
+        "--together",
+        action="store_true",
+        help="with --versus: start A and B at the same moment in each round, "
+        "measured over one shared window, instead of one after the other",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=30.0,
+        help="seconds from starting runs side by side to their shared window",
+    )
+    parser.add_argument(
+        "--start-at",
+        type=float,
+        default=None,
+        help="with --only: open the window at this time.time() (set by runs "
+        "side by side)",
+    )
+    parser.add_argument(
         "--worker-processes",
         type=int,
         default=0,
@@ -423,7 +492,7 @@ def main() -> None:
                 f"{rate / raw_gym:9.2f} {rate / raw_env:9.2f} {versus:>9}"
             )
             if key == "threads_2" and not args.no_pair:  # right after one alone
-                pair = side_by_side(args, "threads", 2, runs=2)
+                pair = side_by_side(args, ["threads:2", "threads:2"])
                 raw_around()
                 combined = sum(pair)
                 result["two_runs_threads_2_steps_per_s"] = [round(r, 1) for r in pair]

@@ -34,7 +34,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing import resource_tracker
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -44,6 +44,7 @@ from .config import A3CConfig
 from .counting import EpisodeCounter, StepCounter
 from .model import ActorCritic
 from .parameter_server import GlobalModel, SharedState
+from .pipes import Mailboxes
 from .runtime import configure_for_training
 from .turn import Turn
 from .types import EpisodeReport
@@ -542,9 +543,12 @@ class ProcessBackend(Coordinator):
         )
         #: The process each worker runs in (an index into :attr:`hosts`).
         self.host_of = {i: p for p, ids in enumerate(self.hosts) for i in ids}
+        #: The workers' pipes, watched for messages while they are open.
+        self.mailboxes = Mailboxes()
         for p, ids in enumerate(self.hosts):
             for i in ids:
                 self.conns[i], self._children[i] = context.Pipe()
+                self.mailboxes.add(i, self.conns[i])
             self.processes[p] = context.Process(
                 target=process_main,
                 args=(
@@ -574,14 +578,16 @@ class ProcessBackend(Coordinator):
             child.close()
 
     def poll(self, timeout: float) -> None:
-        by_conn = {id(self.conns[i]): i for i in self.open}
-        for ready in wait([self.conns[i] for i in self.open], timeout=timeout):
-            worker = by_conn[id(ready)]
+        for worker in self.mailboxes.ready(timeout):
+            if worker not in self.open:  # said goodbye, or given up on
+                self.mailboxes.discard(worker)
+                continue
             conn = self.conns[worker]
             try:
                 message = conn.recv()
             except (EOFError, OSError):
                 self.lost(worker, self._exit_reason(worker))
+                self.mailboxes.discard(worker)
                 continue
             self.started.add(worker)
             self.handle(worker, message, functools.partial(_reply, conn))

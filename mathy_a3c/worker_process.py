@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import ctypes
 import os
-import select
 import signal
 import sys
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -58,6 +56,7 @@ def process_main(
 
         tf.config.list_physical_devices()  # where it probes for CUDA and says so
         from .backends import Channel, run_worker_process
+        from .pipes import readable
 
     try:
         channels = [Channel(conn.send, conn.recv, readable(conn)) for conn in conns]
@@ -65,20 +64,6 @@ def process_main(
     finally:
         for conn in conns:
             conn.close()
-
-
-def readable(conn: Connection) -> Callable[[], bool]:
-    """A check whether ``conn`` has a message (or its end) waiting, so that
-    ``recv`` returns at once: one ``poll(2)`` on its descriptor, registered
-    here once. ``Connection.poll`` builds a selector at every call: it took
-    25 us of a busy worker process's CPU per call, this 4 us, beside the 11
-    to 14 us of the ``recv`` it guards once an episode (docs/benchmarks.md).
-    Windows has no ``select.poll``: there the check is ``Connection.poll``."""
-    if not hasattr(select, "poll"):
-        return conn.poll
-    poller = select.poll()
-    poller.register(conn.fileno(), select.POLLIN)
-    return lambda: bool(poller.poll(0))
 
 
 def die_with_parent(parent: int) -> None:

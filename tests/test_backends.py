@@ -17,8 +17,8 @@ from mathy_a3c import A3CAgent, A3CConfig, WorkerError
 from mathy_a3c.backends import Channel, _Link, make_backend, worker_hosts
 from mathy_a3c.callbacks import Callback, QueueReporter
 from mathy_a3c.checkpoint import load_checkpoint
+from mathy_a3c.pipes import readable
 from mathy_a3c.turn import Turn
-from mathy_a3c.worker_process import readable
 
 
 @pytest.mark.parametrize("topic", ["poly", "gym:CartPole-v1"])

@@ -8,7 +8,16 @@ from pathlib import Path
 import mathy_a3c
 
 LAYERS = [
-    {"config", "types", "policy", "counting", "curriculum", "returns", "quiet"},
+    {
+        "config",
+        "types",
+        "policy",
+        "counting",
+        "curriculum",
+        "returns",
+        "quiet",
+        "pipes",
+    },
     {"event_file"},
     {"runtime", "interrupts", "envs", "gym_envs", "tasks", "numpy_actor"},
     {"flat_adam", "networks", "losses", "numpy_gradients", "parameter_server"},
