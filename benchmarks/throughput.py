@@ -53,20 +53,31 @@ slower::
 
 ``--versus A,B --together`` starts A and B at the same moment in each round
 and measures both over the same window: the machine's speed, whatever it
-does, is the same for both, so the rounds' ratios vary far less than alone.
-The two share the CPUs; a run whose workers never leave a CPU idle while
-they wait (a process of several workers runs another while one waits) can
-take a little of the other's share, which running alone would have left
-idle::
+does, is the same for both (the runs' own variation stays: 10 rounds of
+processes:2 against processes:4 spread as widely as alone). The two share
+the CPUs, the way runs of a sweep do; a run whose workers leave no CPU idle
+while one waits (a process of several workers runs another) can take a
+little of the other's share, which running alone would have left idle::
 
     python benchmarks/throughput.py --versus processes:2,processes:4 --together
+
+``--shared-process`` takes, in ``--rounds`` rounds, one run of one worker
+more than CPUs: the processes backend then runs one process of two workers
+taking turns beside a process of one worker for each other CPU, all at the
+same moments. Each round sets the steps the two made together in the
+window against a lone worker's (the mean of them): whether two workers
+sharing a core get less done than one, free of the machine's drift (here
+too the two can fill each other's waits, a lone worker cannot)::
+
+    python benchmarks/throughput.py --shared-process --rounds 10
 
 The processes backend runs at most one worker process per CPU by default
 (more workers share them as threads); ``--worker-processes N`` sets the
 number of processes, as the config field does (``--only processes:4
 --worker-processes 4``: a process for each of 4 workers).
 
-The last line printed is one JSON object.
+The last line printed is one JSON object (with ``--only``: the rate, and
+each worker's steps in the window).
 """
 
 from __future__ import annotations
@@ -89,6 +100,7 @@ configure_for_training()
 import numpy as np  # noqa: E402
 
 from mathy_a3c import A3CAgent, A3CConfig  # noqa: E402
+from mathy_a3c.backends import usable_cpus, worker_hosts  # noqa: E402
 from mathy_a3c.callbacks import Callback, RunStats  # noqa: E402
 from mathy_a3c.envs import MathyTask  # noqa: E402
 
@@ -136,6 +148,8 @@ class Rate(Callback):
         #: (time, steps, episodes, wins) when the window opened and now.
         self.mark: tuple[float, int, int, int] | None = None
         self.last: tuple[float, int, int, int] | None = None
+        #: Steps of the episodes each worker finished in the window.
+        self.worker_steps: dict[int, int] = {}
 
     def on_episode(self, report, stats: RunStats) -> None:
         now = time.perf_counter()
@@ -149,6 +163,9 @@ class Rate(Callback):
         )
         if self.mark is None and opens:
             self.mark = point
+        elif self.mark is not None:
+            steps = self.worker_steps.get(report.worker, 0)
+            self.worker_steps[report.worker] = steps + report.steps
         self.last = point
 
     def episodes(self) -> str:
@@ -173,7 +190,9 @@ class Rate(Callback):
         return (self.last[1] - self.mark[1]) / (self.last[0] - self.mark[0])
 
 
-def train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
+def train_rate(args: argparse.Namespace, backend: str, workers: int) -> dict:
+    """One training measurement: ``rate`` (env steps/s in the window) and
+    ``worker_steps`` (each worker's steps in it)."""
     with tempfile.TemporaryDirectory() as folder:
         config = A3CConfig(
             topics=[args.topic],
@@ -213,15 +232,15 @@ def train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
                 f"{rate.mark[0] - start:.1f} s after the shared window opened: "
                 f"--settle {args.settle:g} is too short for this machine"
             )
-        return rate.value
+        return {"rate": rate.value, "worker_steps": rate.worker_steps}
 
 
 def fresh_train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
     """``train_rate`` in a new interpreter: no TensorFlow state carried over."""
-    return side_by_side(args, [f"{backend}:{workers}"])[0]
+    return side_by_side(args, [f"{backend}:{workers}"])[0]["rate"]
 
 
-def side_by_side(args: argparse.Namespace, settings: list[str]) -> list[float]:
+def side_by_side(args: argparse.Namespace, settings: list[str]) -> list[dict]:
     """Fresh ``train_rate`` measurements of ``settings`` (``BACKEND:WORKERS``
     each), started at the same moment. Two or more share one window, which
     opens ``--settle`` seconds after their start (past every run's start-up
@@ -259,7 +278,7 @@ def side_by_side(args: argparse.Namespace, settings: list[str]) -> list[float]:
     outputs = [proc.communicate()[0] for proc in procs]
     if any(proc.returncode for proc in procs):
         raise RuntimeError(f"a measurement failed: {[p.returncode for p in procs]}")
-    return [float(out.strip().splitlines()[-1]) for out in outputs]
+    return [json.loads(out.strip().splitlines()[-1]) for out in outputs]
 
 
 def median_interval(
@@ -301,11 +320,12 @@ def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
         order = ["a", "b"] if i % 2 == 0 else ["b", "a"]
         if args.together:
             both = side_by_side(round_args, [setting[which] for which in order])
-            for which, rate in zip(order, both, strict=True):
-                rates[which].append(rate)
+            for which, measured in zip(order, both, strict=True):
+                rates[which].append(measured["rate"])
         else:
             for which in order:
-                rates[which].append(side_by_side(round_args, [setting[which]])[0])
+                (measured,) = side_by_side(round_args, [setting[which]])
+                rates[which].append(measured["rate"])
         ratio = rates["b"][-1] / rates["a"][-1]
         print(
             f"round {i + 1} (seed {round_args.seed}, {joiner.join(order)}): "
@@ -340,6 +360,59 @@ def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
         "b_vs_a_median_interval": [round(low, 3), round(high, 3)],
         "b_vs_a_median_interval_chance": round(chance, 4),
         "b_slower_rounds": slower,
+    }
+
+
+def shared_process_rounds(args: argparse.Namespace) -> dict[str, object]:
+    """A process of two workers against processes of one, in the same run.
+
+    With one worker more than CPUs, the processes backend runs one process of
+    two workers (taking turns) and one process of one worker for each other
+    CPU (:func:`worker_hosts`). All share the machine at the same moments, so
+    its speed, drifting or not, is the same for all: each round takes the
+    steps the two workers made together against the mean of a lone worker's.
+    """
+    cpus = usable_cpus()
+    workers = cpus + 1
+    hosts = worker_hosts(workers, cpus)
+    shared = next(ids for ids in hosts if len(ids) == 2)
+    alone = [ids[0] for ids in hosts if len(ids) == 1]
+    ratios: list[float] = []
+    for i in range(args.rounds):
+        round_args = argparse.Namespace(**{**vars(args), "seed": args.seed + i})
+        (measured,) = side_by_side(round_args, [f"processes:{workers}"])
+        steps = {int(w): n for w, n in measured["worker_steps"].items()}
+        pair = sum(steps.get(w, 0) for w in shared)
+        single = float(np.mean([steps.get(w, 0) for w in alone]))
+        ratios.append(pair / single)
+        print(
+            f"round {i + 1} (seed {round_args.seed}): workers {shared} in one "
+            f"process {pair} steps, a worker alone {single:.0f}: {ratios[-1]:.3f}x"
+        )
+    median = float(np.median(ratios))
+    low, high, chance = median_interval(ratios)
+    slower = sum(r < 1.0 for r in ratios)
+    print(
+        f"a process of two workers against a process of one: median {median:.3f}x "
+        f"({chance:.1%} interval {low:.3f} to {high:.3f}), slower in {slower} of "
+        f"{args.rounds} rounds"
+    )
+    return {
+        "benchmark": "throughput_shared_process",
+        "workers": workers,
+        "hosts": hosts,
+        "topic": args.topic,
+        "difficulty": args.difficulty,
+        "seconds": args.seconds,
+        "seed": args.seed,
+        "rounds": args.rounds,
+        "cpus": cpus,
+        "date": time.strftime("%Y-%m-%d"),
+        "pair_vs_alone": [round(r, 3) for r in ratios],
+        "pair_vs_alone_median": round(median, 3),
+        "pair_vs_alone_median_interval": [round(low, 3), round(high, 3)],
+        "pair_vs_alone_median_interval_chance": round(chance, 4),
+        "pair_slower_rounds": slower,
     }
 
 
@@ -402,7 +475,15 @@ def main() -> None:
         default=None,
         help="A,B (BACKEND:WORKERS each): B's rate against A's, alone, in rounds",
     )
-    parser.add_argument("--rounds", type=int, default=10, help="with --versus")
+    parser.add_argument(
+        "--shared-process",
+        action="store_true",
+        help="in rounds: a process of two workers against processes of one, "
+        "in one run of one worker more than CPUs",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="with --versus or --shared-process"
+    )
     parser.add_argument(
         "--together",
         action="store_true",
@@ -434,10 +515,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.only:  # one measurement in a fresh process, as `mathy train` runs
         backend, workers = args.only.split(":")
-        print(train_rate(args, backend, int(workers)))
+        print(json.dumps(train_rate(args, backend, int(workers))))
         return
     if args.versus:
         print(json.dumps(versus_rounds(args)))
+        return
+    if args.shared_process:
+        print(json.dumps(shared_process_rounds(args)))
         return
 
     result: dict[str, object] = {
@@ -492,7 +576,9 @@ def main() -> None:
                 f"{rate / raw_gym:9.2f} {rate / raw_env:9.2f} {versus:>9}"
             )
             if key == "threads_2" and not args.no_pair:  # right after one alone
-                pair = side_by_side(args, ["threads:2", "threads:2"])
+                pair = [
+                    m["rate"] for m in side_by_side(args, ["threads:2", "threads:2"])
+                ]
                 raw_around()
                 combined = sum(pair)
                 result["two_runs_threads_2_steps_per_s"] = [round(r, 1) for r in pair]
