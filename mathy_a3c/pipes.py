@@ -8,7 +8,7 @@ episode each, against 11 to 14 us for the ``recv`` they guard. Here a
 ``poll(2)`` object registers each pipe once (4 us a check). Windows has no
 ``select.poll``: there both fall back to the ``multiprocessing`` calls.
 
-Standard library only: a worker process imports it before anything heavy.
+Standard library only.
 """
 
 from __future__ import annotations
