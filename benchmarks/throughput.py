@@ -366,15 +366,17 @@ def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
 def shared_process_rounds(args: argparse.Namespace) -> dict[str, object]:
     """A process of two workers against processes of one, in the same run.
 
-    With one worker more than CPUs, the processes backend runs one process of
-    two workers (taking turns) and one process of one worker for each other
-    CPU (:func:`worker_hosts`). All share the machine at the same moments, so
-    its speed, drifting or not, is the same for all: each round takes the
-    steps the two workers made together against the mean of a lone worker's.
+    With one worker more than CPUs (or than ``--worker-processes``), the
+    processes backend runs one process of two workers (taking turns) and one
+    process of one worker for each other CPU (:func:`worker_hosts`). All
+    share the machine at the same moments, so its speed, drifting or not, is
+    the same for all: each round takes the steps the two workers made
+    together against the mean of a lone worker's.
     """
     cpus = usable_cpus()
-    workers = cpus + 1
-    hosts = worker_hosts(workers, cpus)
+    processes = args.worker_processes or cpus  # as the backend will count them
+    workers = processes + 1
+    hosts = worker_hosts(workers, processes)
     shared = next(ids for ids in hosts if len(ids) == 2)
     alone = [ids[0] for ids in hosts if len(ids) == 1]
     ratios: list[float] = []
@@ -479,7 +481,7 @@ def main() -> None:
         "--shared-process",
         action="store_true",
         help="in rounds: a process of two workers against processes of one, "
-        "in one run of one worker more than CPUs",
+        "in one run of one worker more than CPUs (or --worker-processes)",
     )
     parser.add_argument(
         "--rounds", type=int, default=10, help="with --versus or --shared-process"
