@@ -208,7 +208,7 @@ def train_rate(args: argparse.Namespace, backend: str, workers: int) -> dict:
         # A shared window (--start-at) is the same wall-clock span for every
         # run beside this one, so none has the machine to itself at its ends.
         start = None
-        if args.start_at:
+        if args.start_at is not None:
             start = time.perf_counter() + (args.start_at - time.time())
         rate = Rate(args.warmup, start)
         end = None if start is None else start + args.seconds
@@ -375,6 +375,11 @@ def shared_process_rounds(args: argparse.Namespace) -> dict[str, object]:
     """
     cpus = usable_cpus()
     processes = args.worker_processes or cpus  # as the backend will count them
+    if processes < 2:
+        raise SystemExit(
+            f"--shared-process needs 2 or more worker processes, not {processes}: "
+            "a process of one worker to compare with"
+        )
     workers = processes + 1
     hosts = worker_hosts(workers, processes)
     shared = next(ids for ids in hosts if len(ids) == 2)
