@@ -302,6 +302,26 @@ def median_interval(
     return ordered[k - 1], ordered[n - k], coverage(k)
 
 
+def summary(ratios: list[float], what: str, key: str, who: str) -> dict[str, object]:
+    """Print the rounds' median ratio, its interval (:func:`median_interval`)
+    and how many were below 1; return them as JSON fields named from ``key``
+    (the ratios) and ``who`` (the side that was slower)."""
+    median = float(np.median(ratios))
+    low, high, chance = median_interval(ratios)
+    slower = sum(r < 1.0 for r in ratios)
+    print(
+        f"{what}: median {median:.3f}x ({chance:.1%} interval {low:.3f} to "
+        f"{high:.3f}), slower in {slower} of {len(ratios)} rounds"
+    )
+    return {
+        key: [round(r, 3) for r in ratios],
+        f"{key}_median": round(median, 3),
+        f"{key}_median_interval": [round(low, 3), round(high, 3)],
+        f"{key}_median_interval_chance": round(chance, 4),
+        f"{who}_slower_rounds": slower,
+    }
+
+
 def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
     """B's training rate against A's, alone, in rounds taken in turn."""
     settings = args.versus.split(",")
@@ -333,14 +353,6 @@ def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
             f"steps/s, {ratio:.3f}x"
         )
     ratios = [b / a for a, b in zip(rates["a"], rates["b"], strict=True)]
-    median = float(np.median(ratios))
-    low, high, chance = median_interval(ratios)
-    slower = sum(r < 1.0 for r in ratios)
-    print(
-        f"{settings[1]} against {settings[0]}: median {median:.3f}x "
-        f"({chance:.1%} interval {low:.3f} to {high:.3f}), slower in {slower} of "
-        f"{args.rounds} rounds"
-    )
     return {
         "benchmark": "throughput_versus",
         "a": settings[0],
@@ -355,11 +367,7 @@ def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
         "date": time.strftime("%Y-%m-%d"),
         "a_steps_per_s": [round(r, 1) for r in rates["a"]],
         "b_steps_per_s": [round(r, 1) for r in rates["b"]],
-        "b_vs_a": [round(r, 3) for r in ratios],
-        "b_vs_a_median": round(median, 3),
-        "b_vs_a_median_interval": [round(low, 3), round(high, 3)],
-        "b_vs_a_median_interval_chance": round(chance, 4),
-        "b_slower_rounds": slower,
+        **summary(ratios, f"{settings[1]} against {settings[0]}", "b_vs_a", "b"),
     }
 
 
@@ -396,14 +404,6 @@ def shared_process_rounds(args: argparse.Namespace) -> dict[str, object]:
             f"round {i + 1} (seed {round_args.seed}): workers {shared} in one "
             f"process {pair} steps, a worker alone {single:.0f}: {ratios[-1]:.3f}x"
         )
-    median = float(np.median(ratios))
-    low, high, chance = median_interval(ratios)
-    slower = sum(r < 1.0 for r in ratios)
-    print(
-        f"a process of two workers against a process of one: median {median:.3f}x "
-        f"({chance:.1%} interval {low:.3f} to {high:.3f}), slower in {slower} of "
-        f"{args.rounds} rounds"
-    )
     return {
         "benchmark": "throughput_shared_process",
         "workers": workers,
@@ -415,11 +415,12 @@ def shared_process_rounds(args: argparse.Namespace) -> dict[str, object]:
         "rounds": args.rounds,
         "cpus": cpus,
         "date": time.strftime("%Y-%m-%d"),
-        "pair_vs_alone": [round(r, 3) for r in ratios],
-        "pair_vs_alone_median": round(median, 3),
-        "pair_vs_alone_median_interval": [round(low, 3), round(high, 3)],
-        "pair_vs_alone_median_interval_chance": round(chance, 4),
-        "pair_slower_rounds": slower,
+        **summary(
+            ratios,
+            "a process of two workers against a process of one",
+            "pair_vs_alone",
+            "pair",
+        ),
     }
 
 
