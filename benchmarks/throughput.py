@@ -61,6 +61,13 @@ little of the other's share, which running alone would have left idle::
 
     python benchmarks/throughput.py --versus processes:2,processes:4 --together
 
+Each round of ``--versus`` also sets B's steps per CPU second against A's
+(``b_vs_a_per_cpu``): the env steps a run made in its window over the CPU
+seconds its process and its worker processes used in it (from ``/proc``;
+none for Ray, whose workers are not the run's child processes). That is
+the work a CPU second buys, whatever share of the machine each run got:
+with ``--together``, free of the machine's drift too.
+
 ``--shared-process`` takes, in ``--rounds`` rounds, one run of one worker
 more than CPUs: the processes backend then runs one process of two workers
 taking turns beside a process of one worker for each other CPU, all at the
@@ -76,8 +83,8 @@ The processes backend runs at most one worker process per CPU by default
 number of processes, as the config field does (``--only processes:4
 --worker-processes 4``: a process for each of 4 workers).
 
-The last line printed is one JSON object (with ``--only``: the rate, and
-each worker's steps in the window).
+The last line printed is one JSON object (with ``--only``: the rate, each
+worker's steps in the window, and the steps per CPU second).
 """
 
 from __future__ import annotations
@@ -103,6 +110,23 @@ from mathy_a3c import A3CAgent, A3CConfig  # noqa: E402
 from mathy_a3c.backends import usable_cpus, worker_hosts  # noqa: E402
 from mathy_a3c.callbacks import Callback, RunStats  # noqa: E402
 from mathy_a3c.envs import MathyTask  # noqa: E402
+
+
+def run_cpu_seconds() -> float | None:
+    """CPU seconds used so far by this process (every thread) and its live
+    child processes (the processes backend's workers), read from ``/proc``;
+    ``None`` where there is no ``/proc`` to read."""
+    import multiprocessing
+
+    total = time.process_time()
+    for child in multiprocessing.active_children():
+        try:
+            with open(f"/proc/{child.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def raw_gym_rate(topic: str, difficulty: str, seconds: float, seed: int) -> float:
@@ -150,6 +174,16 @@ class Rate(Callback):
         self.last: tuple[float, int, int, int] | None = None
         #: Steps of the episodes each worker finished in the window.
         self.worker_steps: dict[int, int] = {}
+        #: The run's CPU seconds (:func:`run_cpu_seconds`) when the window
+        #: opened, and in the window once it closed (``None``: unknown).
+        self.cpu_at_mark: float | None = None
+        self.cpu_s: float | None = None
+
+    def close(self) -> None:
+        """The window closes at the last episode seen: take its CPU seconds."""
+        now = run_cpu_seconds()
+        if self.cpu_at_mark is not None and now is not None:
+            self.cpu_s = now - self.cpu_at_mark
 
     def on_episode(self, report, stats: RunStats) -> None:
         now = time.perf_counter()
@@ -163,6 +197,7 @@ class Rate(Callback):
         )
         if self.mark is None and opens:
             self.mark = point
+            self.cpu_at_mark = run_cpu_seconds()
         elif self.mark is not None:
             steps = self.worker_steps.get(report.worker, 0)
             self.worker_steps[report.worker] = steps + report.steps
@@ -182,6 +217,16 @@ class Rate(Callback):
             f"{episodes} episodes, {steps / episodes:.2f} steps each, "
             f"win rate {wins / episodes:.3f}"
         )
+
+    @property
+    def steps_per_cpu_s(self) -> float | None:
+        """Env steps in the window per CPU second the run (its process and
+        its worker processes) used in it: how much work a CPU second buys,
+        whatever share of the machine the run got."""
+        if self.cpu_s is None or self.cpu_s <= 0 or self.mark is None:
+            return None
+        assert self.last is not None
+        return (self.last[1] - self.mark[1]) / self.cpu_s
 
     @property
     def value(self) -> float:
@@ -216,9 +261,10 @@ def train_rate(args: argparse.Namespace, backend: str, workers: int) -> dict:
         class Budget(Callback):  # stop once the measured window is long enough
             def on_episode(self, report, stats: RunStats) -> None:
                 now = time.perf_counter()
-                if end is not None and now >= end:
-                    raise _Done
-                if end is None and rate.mark and now - rate.mark[0] >= args.seconds:
+                if (end is not None and now >= end) or (
+                    end is None and rate.mark and now - rate.mark[0] >= args.seconds
+                ):
+                    rate.close()
                     raise _Done
 
         try:
@@ -232,7 +278,15 @@ def train_rate(args: argparse.Namespace, backend: str, workers: int) -> dict:
                 f"{rate.mark[0] - start:.1f} s after the shared window opened: "
                 f"--settle {args.settle:g} is too short for this machine"
             )
-        return {"rate": rate.value, "worker_steps": rate.worker_steps}
+        return {
+            "rate": rate.value,
+            "worker_steps": rate.worker_steps,
+            # Ray's workers are not this process's children: their CPU is
+            # not counted here, so there is no figure for Ray.
+            "steps_per_cpu_s": (
+                None if backend.startswith("ray") else rate.steps_per_cpu_s
+            ),
+        }
 
 
 def fresh_train_rate(args: argparse.Namespace, backend: str, workers: int) -> float:
@@ -332,6 +386,7 @@ def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
         )
     setting = {"a": settings[0], "b": settings[1]}
     rates: dict[str, list[float]] = {"a": [], "b": []}
+    per_cpu: dict[str, list[float | None]] = {"a": [], "b": []}
     joiner = " beside " if args.together else " then "
     for i in range(args.rounds):
         # The same seed for both in a round; the order (of measuring, or of
@@ -340,19 +395,23 @@ def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
         order = ["a", "b"] if i % 2 == 0 else ["b", "a"]
         if args.together:
             both = side_by_side(round_args, [setting[which] for which in order])
-            for which, measured in zip(order, both, strict=True):
-                rates[which].append(measured["rate"])
         else:
-            for which in order:
-                (measured,) = side_by_side(round_args, [setting[which]])
-                rates[which].append(measured["rate"])
+            both = [side_by_side(round_args, [setting[which]])[0] for which in order]
+        for which, measured in zip(order, both, strict=True):
+            rates[which].append(measured["rate"])
+            per_cpu[which].append(measured["steps_per_cpu_s"])
         ratio = rates["b"][-1] / rates["a"][-1]
+        a_cpu, b_cpu = per_cpu["a"][-1], per_cpu["b"][-1]
         print(
             f"round {i + 1} (seed {round_args.seed}, {joiner.join(order)}): "
             f"{settings[0]} {rates['a'][-1]:.1f}, {settings[1]} {rates['b'][-1]:.1f} "
             f"steps/s, {ratio:.3f}x"
+            + (f"; per CPU second {b_cpu / a_cpu:.3f}x" if a_cpu and b_cpu else "")
         )
     ratios = [b / a for a, b in zip(rates["a"], rates["b"], strict=True)]
+    cpu_ratios = [
+        b / a for a, b in zip(per_cpu["a"], per_cpu["b"], strict=True) if a and b
+    ]
     return {
         "benchmark": "throughput_versus",
         "a": settings[0],
@@ -368,6 +427,20 @@ def versus_rounds(args: argparse.Namespace) -> dict[str, object]:
         "a_steps_per_s": [round(r, 1) for r in rates["a"]],
         "b_steps_per_s": [round(r, 1) for r in rates["b"]],
         **summary(ratios, f"{settings[1]} against {settings[0]}", "b_vs_a", "b"),
+        **(
+            {
+                "a_steps_per_cpu_s": [round(r or 0, 1) for r in per_cpu["a"]],
+                "b_steps_per_cpu_s": [round(r or 0, 1) for r in per_cpu["b"]],
+                **summary(
+                    cpu_ratios,
+                    f"{settings[1]} against {settings[0]}, steps per CPU second",
+                    "b_vs_a_per_cpu",
+                    "b_per_cpu",
+                ),
+            }
+            if len(cpu_ratios) == args.rounds
+            else {}
+        ),
     }
 
 
