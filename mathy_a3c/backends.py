@@ -128,7 +128,6 @@ class ThreadBackend:
         steps = StepCounter()
         self.workers: list[Worker] = []
         for i in range(config.num_workers):
-            first = self.workers[0].local if self.workers else None
             self.workers.append(
                 Worker(
                     i,
@@ -140,7 +139,8 @@ class ThreadBackend:
                     self.stop_event,
                     first_episode=first_episode,
                     turn=self.turn,
-                    gradients_from=first,  # traced once for all the threads
+                    # Its traced gradients, and where it can its local model.
+                    beside=self.workers[0] if self.workers else None,
                 )
             )
         self.threads = [
@@ -342,7 +342,7 @@ def _remote_worker(
     channel: Channel,
     global_model: GlobalModel | None,
     turn: Turn | None = None,
-    gradients_from: ActorCritic | None = None,
+    beside: Worker | None = None,
 ) -> Worker:
     stop = threading.Event()
     link = _Link(channel, stop, global_model, turn)
@@ -356,7 +356,7 @@ def _remote_worker(
         stop,
         first_episode=first_episode,
         turn=turn,
-        gradients_from=gradients_from,
+        beside=beside,
     )
 
 
@@ -387,12 +387,15 @@ def run_worker_process(
     global model in shared memory (worker processes; Ray's have none)."""
     turn = Turn() if len(worker_ids) > 1 else None
     building = threading.Lock()
-    first: list[ActorCritic] = []  # whose traced gradients the others share
+    # The workers after the first share its traced gradient function and,
+    # where they can, its local model (Worker's ``beside``).
+    first: list[Worker] = []
+    # One view of the global model for all: its optimizer's scratch space is
+    # used under the model's lock, and the turn runs one worker at a time.
+    global_model = None if shared is None else GlobalModel.attach(shared)
 
     def body(worker_id: int, channel: Channel) -> None:
-        # One at a time: the workers after the first share its traced
-        # gradient function.
-        with building:
+        with building:  # one at a time: the first is built before the others
             # One core per worker: TensorFlow's own thread pools would only
             # fight the other workers for the same cores.
             configure_for_training()
@@ -401,12 +404,12 @@ def run_worker_process(
                 A3CConfig.from_dict(config),
                 first_episode,
                 channel,
-                None if shared is None else GlobalModel.attach(shared),
+                global_model,
                 turn=turn,
-                gradients_from=first[0] if first else None,
+                beside=first[0] if first else None,
             )
             if not first:
-                first.append(worker.local)
+                first.append(worker)
         worker.run()
 
     runs = [

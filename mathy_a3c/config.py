@@ -186,7 +186,7 @@ class A3CConfig:
     # -- the A3C loop -----------------------------------------------------
     num_workers: int = _field(
         2,
-        f"Workers, each with its own environment and local model (at most "
+        f"Workers, each with its own environment (at most "
         f"{MAX_WORKERS}). More workers than cores still add diversity when "
         f"worker_wait > 0.",
         resume="run",

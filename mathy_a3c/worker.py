@@ -14,7 +14,9 @@ a worker holds it while it runs Python, and gives it up between updates once
 it has held it for its quantum (20 ms when the run starts, up to 200 ms
 later: the threads take turns, a few updates each, and a worker resyncs
 with the global model when its turn comes back), while it sleeps, and while
-TensorFlow computes a gym network's gradients.
+TensorFlow computes a gym network's gradients. Where none of them gives the
+turn up in the middle of a rollout, they share one local model too
+(:meth:`Worker._shares_local_with`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .counting import StepCounter
 from .curriculum import Curriculum
 from .envs import MathyTask, stack
 from .model import ActorCritic, network_for
-from .numpy_actor import NumpyActor
+from .numpy_actor import NumpyActor, VectorNumpyActor
 from .policy import sample_action
 from .returns import advantages_and_returns
 from .search import MCTS
@@ -95,7 +97,7 @@ class Worker:
         stop: threading.Event,
         first_episode: int = 0,
         turn: Turn | None = None,
-        gradients_from: ActorCritic | None = None,
+        beside: Worker | None = None,
     ) -> None:
         self.id = worker_id
         #: Worker threads of one process share this turn, held while running
@@ -119,13 +121,23 @@ class Worker:
             config, seed=int(problem_seed), offset=worker_id, observe_ends=False
         )
         self.rng = np.random.default_rng(int(action_seed))
-        # Its initial weights never count: the global ones replace them.
-        # Worker threads of one process share one traced gradient function
-        # (``gradients_from``: another worker's local model).
-        self.local = network_for(
-            config, self.task.spec, seed=0, gradients_from=gradients_from
-        )
-        self.actor = self.local.numpy_actor()
+        #: The model it computes gradients with, and the numpy copy it acts
+        #: with: its own, or those of the worker ``beside`` it (see
+        #: :meth:`_shares_local_with`). Their initial weights never count:
+        #: the global ones replace them.
+        self.local: ActorCritic
+        self.actor: NumpyActor | VectorNumpyActor
+        if beside is not None and self._shares_local_with(beside):
+            self.local, self.actor = beside.local, beside.actor
+        else:
+            # Worker threads of one process share one traced gradient function.
+            self.local = network_for(
+                config,
+                self.task.spec,
+                seed=0,
+                gradients_from=None if beside is None else beside.local,
+            )
+            self.actor = self.local.numpy_actor()
         #: The tree search that picks this worker's moves (``action_strategy``),
         #: guided by the local model; ``None``: moves are sampled.
         self.search: MCTS | None = None
@@ -144,6 +156,30 @@ class Worker:
         )
         self.show = config.print_training and worker_id == 0
         self.wait_s = config.worker_wait / 1000.0 if worker_id > 0 else 0.0
+
+    def _shares_local_with(self, other: Worker) -> bool:
+        """Whether this worker can use ``other``'s local model and acting copy.
+
+        Worker threads that take turns run one at a time, and each gives the
+        turn up only with its rollout empty: between updates, or waiting for
+        its coordinator between episodes. Its next rollout is then played and
+        learned from with the weights the model holds when it takes the turn
+        back: the global weights, copied by whichever worker updated last (a
+        worker that takes the turn back between updates copies them afresh).
+        So one local model serves them all: the workers after the first build
+        no network of their own (0.11 s and about 2.5 MB each), and a process
+        keeps one copy of the network's arrays instead of one per worker.
+
+        Not where a worker gives the turn up in the middle of a rollout: while
+        it sleeps (``worker_wait``), or while TensorFlow computes a gym
+        network's gradients. The other would change the weights under it.
+        """
+        return (
+            self.turn is not None
+            and other.turn is self.turn
+            and self.config.worker_wait == 0
+            and other.local.has_numpy_gradients
+        )
 
     # ------------------------------------------------------------------
     def run(self) -> None:

@@ -240,3 +240,112 @@ def test_a_searching_worker_plays_and_learns_from_the_searched_moves(tmp_path):
     assert len(reporter.episodes) == 4
     assert chosen and learned == chosen  # the A3C gradient of the moves taken
     assert learner.updates > 0
+
+
+def _pair(tmp_path, **overrides):
+    """Workers 0 and 1 of one process, taking turns (handed over after every
+    update) against one real global model, as the backends build them."""
+    import threading
+
+    from helpers import ListReporter, RecordingLearner
+
+    from mathy_a3c.counting import EpisodeCounter, StepCounter
+    from mathy_a3c.tasks import task_spec
+    from mathy_a3c.turn import Turn
+    from mathy_a3c.worker import Worker
+
+    config = A3CConfig(
+        model_dir=str(tmp_path),
+        model_size=8,
+        max_eps=16,
+        update_interval=3,
+        num_workers=2,
+        **overrides,
+    )
+    learner, reporter = RecordingLearner(task_spec(config)), ListReporter()
+    shared = (EpisodeCounter(config.max_eps), StepCounter(), threading.Event())
+    turn = Turn(quantum_s=0.0, growth=0.0)
+    first = Worker(0, config, learner, reporter, *shared, turn=turn)
+    second = Worker(1, config, learner, reporter, *shared, turn=turn, beside=first)
+    return (first, second), learner, reporter
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shared"),
+    [
+        ({}, True),
+        ({"worker_wait": 1.0}, False),  # worker 1 sleeps in mid-rollout
+        ({"topics": ["gym:CartPole-v1"]}, False),  # TensorFlow's gradients
+    ],
+)
+def test_workers_taking_turns_share_the_local_model_unless_a_rollout_is_cut(
+    tmp_path, overrides, shared
+):
+    (first, second), _, _ = _pair(tmp_path, **overrides)
+    assert (second.local is first.local) is shared
+    assert (second.actor is first.actor) is shared
+    # Either way, the gradient function is traced once.
+    assert second.local.gradient_function is first.local.gradient_function
+
+
+def _run_checking_rollouts(workers, learner):
+    """Run the workers as threads; return how many updates computed their
+    gradients at other weights than the ones their rollout was played with."""
+    import threading
+    from collections import defaultdict
+
+    played = defaultdict(list)  # thread -> the actor's weights at each step
+    actors = {id(w.actor): w.actor for w in workers}
+    for actor in actors.values():
+        now = {"weights": None}
+
+        def refresh(flat, _refresh=actor.refresh, _now=now):
+            _now["weights"] = np.array(flat, copy=True)
+            _refresh(flat)
+
+        def trace(obs, _trace=actor.trace, _now=now):
+            played[threading.get_ident()].append(_now["weights"])
+            return _trace(obs)
+
+        actor.refresh, actor.trace = refresh, trace
+    mixed = []
+    update = learner.update
+
+    def checked_update(local):
+        weights = local.flat_weights()
+        rollout = played.pop(threading.get_ident())
+        mixed.append(not all(np.array_equal(w, weights) for w in rollout))
+        return update(local)
+
+    learner.update = checked_update
+    threads = [threading.Thread(target=w.run) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert len(mixed) == learner.updates > 0
+    return sum(mixed)
+
+
+@pytest.mark.parametrize("worker_wait", [0.0, 2.0])
+def test_every_update_learns_at_the_weights_its_rollout_was_played_with(
+    tmp_path, worker_wait
+):
+    workers, learner, reporter = _pair(tmp_path, worker_wait=worker_wait)
+    assert _run_checking_rollouts(workers, learner) == 0
+    assert len(reporter.episodes) == 16
+    assert {r.worker for r in reporter.episodes} == {0, 1}
+
+
+def test_a_local_model_shared_across_a_cut_rollout_would_mix_weights(
+    tmp_path, monkeypatch
+):
+    """Why a worker that sleeps in mid-rollout keeps its own model: the check
+    above catches the other worker's updates landing in its rollout."""
+    from mathy_a3c.worker import Worker
+
+    monkeypatch.setattr(Worker, "_shares_local_with", lambda self, other: True)
+    workers, learner, _ = _pair(tmp_path, worker_wait=2.0)
+    assert workers[1].local is workers[0].local
+    assert _run_checking_rollouts(workers, learner) > 0
