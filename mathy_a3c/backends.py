@@ -45,7 +45,7 @@ from .counting import EpisodeCounter, StepCounter
 from .model import ActorCritic
 from .parameter_server import GlobalModel, SharedState
 from .pipes import Mailboxes
-from .runtime import configure_for_training
+from .runtime import configure_for_training, freeze_built_objects
 from .turn import Turn
 from .types import EpisodeReport
 from .worker import Worker
@@ -410,6 +410,8 @@ def run_worker_process(
             )
             if not first:
                 first.append(worker)
+                # Before any worker plays: the others add an environment each.
+                freeze_built_objects()
         worker.run()
 
     runs = [

@@ -1,5 +1,6 @@
 """The processes backend: same A3C semantics as threads, across OS processes."""
 
+import gc
 import multiprocessing
 import os
 import pstats
@@ -144,6 +145,57 @@ def test_workers_beyond_the_processes_run_in_them_as_threads(tiny):
     for worker in (0, 1, 2):
         path = os.path.join(config.model_dir, f"worker_{worker}.profile")
         assert pstats.Stats(path).total_calls > 0
+
+
+def test_a_worker_process_freezes_what_it_built_and_still_collects_what_it_plays(
+    tiny, tmp_path, monkeypatch
+):
+    """Before its workers play, a worker process exempts what it built
+    (TensorFlow, Keras, the network) from the collector's scans. The
+    collector stays on, and what playing makes is never frozen: mathy_core's
+    expression trees are cycles that only the collector frees."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    seen = tmp_path / "seen"
+    (hook / "sitecustomize.py").write_text(
+        textwrap.dedent(f"""\
+            import gc, os
+            if os.environ.get("MATHY_A3C_TEST_HOOK") == "1":
+                from mathy_a3c import worker
+                original = worker.Worker.run_episode
+                played = {{"n": 0}}
+                def run_episode(self, episode):
+                    played["n"] += 1
+                    if played["n"] in (20, 300):
+                        enabled, frozen = gc.isenabled(), gc.get_freeze_count()
+                        gc.collect()  # what is left is alive
+                        alive = len(gc.get_objects())
+                        with open({str(seen)!r}, "a") as out:
+                            out.write(f"{{enabled}} {{frozen}} {{alive}}\\n")
+                    return original(self, episode)
+                worker.Worker.run_episode = run_episode
+        """)
+    )
+    monkeypatch.setenv(
+        "PYTHONPATH", f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    )
+    monkeypatch.setenv("MATHY_A3C_TEST_HOOK", "1")
+    config = A3CConfig(
+        **{**tiny, "max_eps": 400, "update_interval": 4},
+        backend="processes",
+        worker_processes=1,  # both workers in one process, taking turns
+    )
+    assert A3CAgent(config, console=False).train().episodes == 400
+    (enabled, frozen, early), (still_enabled, frozen_later, late) = (
+        line.split() for line in seen.read_text().splitlines()
+    )
+    assert enabled == still_enabled == "True"
+    assert int(frozen) > 50_000  # the modules, TensorFlow, Keras, the network
+    # What the workers make is never frozen (a frozen object may still die).
+    assert int(frozen_later) <= int(frozen)
+    # Unfrozen, the collector tracks a few thousand objects, not all of them.
+    assert int(early) < 50_000 and int(late) < 50_000, (early, late)
+    assert gc.get_freeze_count() == 0  # the training process keeps its own
 
 
 @pytest.mark.parametrize("processes", [2, 1], ids=["alone", "sharing a process"])

@@ -1,6 +1,7 @@
 """A library is a good guest: using a trained model changes nothing in the
 program that uses it; only training configures the process, when asked."""
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,7 @@ from mathy_a3c import A3CAgent, A3CConfig
 
 USE_A_MODEL = textwrap.dedent(
     """
-    import json, os, random, sys
+    import gc, json, os, random, sys
     import numpy as np
     import tensorflow as tf
 
@@ -19,6 +20,7 @@ USE_A_MODEL = textwrap.dedent(
             "random": repr(random.getstate()),
             "numpy": np.random.get_state()[1].tolist(),
             "tensorflow": tf.random.get_global_generator().state.numpy().tolist(),
+            "collector": [gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()],
             "threads": [
                 tf.config.threading.get_intra_op_parallelism_threads(),
                 tf.config.threading.get_inter_op_parallelism_threads(),
@@ -47,6 +49,7 @@ def test_loading_a_model_predicting_and_simplifying_change_no_setting(tmp_path):
     folder = str(tmp_path / "model")
     config = A3CConfig(model_dir=folder, max_eps=2, model_size=8, num_workers=1)
     A3CAgent(config, console=False).train()
+    assert gc.get_freeze_count() == 0  # training with threads freezes nothing here
     done = subprocess.run(
         [sys.executable, "-c", USE_A_MODEL, folder],
         capture_output=True,
