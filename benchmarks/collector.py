@@ -1,4 +1,4 @@
-"""The garbage collector in a worker process: its seconds per 1,000 env steps.
+"""The garbage collector in a worker process: its time per 1,000 env steps.
 
     python benchmarks/collector.py --episodes 1500 --rounds 3
 
@@ -10,13 +10,15 @@ in all. The learning rate is 1e-9 (``--lr``), so the policy stays as built
 and every run plays the same kind of episode. Each runs twice: as shipped,
 with what the worker process built frozen (``runtime.freeze_built_objects``),
 and with that call left out, as before 2026-12-07. A hook on
-``gc.callbacks`` times every collection once the first worker is built.
+``gc.callbacks`` (``phases.Collector``) times every collection once the
+first worker is built.
 
-For each of the four it reports the collector's seconds per 1,000 steps
-(``collector_ms_per_kstep``, by generation too) and the process's CPU
+For each of the four it reports the collector's milliseconds per 1,000
+steps (``collector_ms_per_kstep``, by generation too) and the process's CPU
 seconds per 1,000 steps, the medians of ``--rounds`` runs taken in turn,
-then ``two_vs_one``: what the collector costs a process of two workers
-over a process of one, per 1,000 steps, frozen and not.
+then ``two_vs_one_collector_ms_per_kstep``: what the collector costs a
+process of two workers over a process of one, per 1,000 steps, frozen and
+not.
 
 ``--child WORKERS FREEZE`` runs one of them and prints its JSON line: under
 valgrind it counts instructions, e.g.
@@ -41,8 +43,10 @@ import sys
 import time
 from typing import Any
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
 
 
 def child(workers: int, freeze: bool, episodes: int, lr: float, quantum: float):
@@ -52,6 +56,8 @@ def child(workers: int, freeze: bool, episodes: int, lr: float, quantum: float):
     configure_for_training()
     import multiprocessing
 
+    from phases import Collector
+
     from mathy_a3c import backends, turn
     from mathy_a3c.config import A3CConfig
     from mathy_a3c.model import network_for
@@ -60,27 +66,18 @@ def child(workers: int, freeze: bool, episodes: int, lr: float, quantum: float):
 
     if quantum > 0:  # a fixed quantum: neither start nor growth
         turn.Turn.__init__.__defaults__ = (quantum, 0.0, quantum)
-    spent = [0.0, 0.0, 0.0]
-    counts = [0, 0, 0]
-    started: dict[str, float] = {}
-    window: dict[str, float] = {}
-
-    def timed(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            started["at"] = time.perf_counter()
-        elif window:
-            spent[info["generation"]] += time.perf_counter() - started["at"]
-            counts[info["generation"]] += 1
-
+    collector = Collector()
+    cpu_at_built: list[float] = []
     freeze_built_objects = backends.freeze_built_objects
 
     def built() -> None:  # called once, when the first worker is built
         if freeze:
             freeze_built_objects()
-        window["cpu"] = time.process_time()
+        collector.open()
+        cpu_at_built.append(time.process_time())
 
     backends.freeze_built_objects = built
-    gc.callbacks.append(timed)
+    gc.callbacks.append(collector)
     config = A3CConfig(
         topics=["poly"],
         difficulty="easy",
@@ -115,16 +112,16 @@ def child(workers: int, freeze: bool, episodes: int, lr: float, quantum: float):
         [channel() for _ in range(workers)],
         shared,
     )
-    cpu = time.process_time() - window["cpu"]
+    cpu = time.process_time() - cpu_at_built[0]
     per_kstep = 1000.0 / steps[0]
     return {
         "workers": workers,
         "frozen": freeze,
         "steps": steps[0],
-        "collections": counts,
-        "collector_ms_per_kstep": round(1000 * sum(spent) * per_kstep, 2),
+        "collections": collector.passes_by_generation,
+        "collector_ms_per_kstep": round(1000 * collector.spent * per_kstep, 2),
         "collector_ms_per_kstep_by_generation": [
-            round(1000 * s * per_kstep, 2) for s in spent
+            round(1000 * s * per_kstep, 2) for s in collector.by_generation
         ],
         "cpu_s_per_kstep": round(cpu * per_kstep, 4),
         "frozen_objects": gc.get_freeze_count(),

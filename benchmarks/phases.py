@@ -90,13 +90,22 @@ def timed(original: Callable[..., Any], label: str) -> Callable[..., Any]:
 
 
 class Collector:
-    """The garbage collector's time, from the first finished episode on."""
+    """The garbage collector's time, by generation, once :meth:`open` is
+    called (a hook on ``gc.callbacks``)."""
 
     def __init__(self) -> None:
         self.since: float | None = None
-        self.spent = 0.0
-        self.passes = 0
+        self.by_generation = [0.0, 0.0, 0.0]
+        self.passes_by_generation = [0, 0, 0]
         self._start = 0.0
+
+    @property
+    def spent(self) -> float:
+        return sum(self.by_generation)
+
+    @property
+    def passes(self) -> int:
+        return sum(self.passes_by_generation)
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if self.since is None:
@@ -104,10 +113,12 @@ class Collector:
         if phase == "start":
             self._start = time.perf_counter()
         elif self._start:
-            self.spent += time.perf_counter() - self._start
-            self.passes += 1
+            generation = info["generation"]
+            self.by_generation[generation] += time.perf_counter() - self._start
+            self.passes_by_generation[generation] += 1
 
-    def episode_done(self) -> None:
+    def open(self) -> None:
+        """Start counting; later calls change nothing."""
         if self.since is None:
             self.since = time.perf_counter()
 
@@ -133,7 +144,7 @@ def main() -> None:
         try:
             return run_episode(*args, **kwargs)
         finally:
-            collector.episode_done()
+            collector.open()  # from the first finished episode on
 
     worker_module.Worker.run_episode = counted  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as folder:

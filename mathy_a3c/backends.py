@@ -410,7 +410,8 @@ def run_worker_process(
             )
             if not first:
                 first.append(worker)
-                # Before any worker plays: the others add an environment each.
+                # Once, before any worker plays (the workers built after
+                # this one add little: an environment each).
                 freeze_built_objects()
         worker.run()
 
